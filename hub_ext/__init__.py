@@ -1,0 +1,13 @@
+"""LabHub: JupyterHub for GPU teaching labs.
+
+Layers (enforced by import-linter contracts in ``pyproject.toml``):
+
+- :mod:`hub_ext.core` -- pure domain logic (MIG catalog, planner, capacity, admission policy,
+  profiles). No I/O, no framework imports, clock passed in.
+- :mod:`hub_ext.adapters` -- talk to the outside world (Kubernetes, LDAP, files and git).
+- :mod:`hub_ext.hub` -- the JupyterHub classes (authenticators, spawner, handlers); the only
+  place for traitlets.
+- :mod:`hub_ext.devcluster` -- the local Kubernetes emulator used by the tests and ``make demo``.
+"""
+
+__version__ = "0.1.0.dev0"

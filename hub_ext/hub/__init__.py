@@ -1,0 +1,1 @@
+"""JupyterHub integration: authenticators, spawner, handlers. The only layer using traitlets."""
