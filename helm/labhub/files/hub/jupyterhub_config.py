@@ -1,0 +1,47 @@
+# LabHub hub configuration, driven by the Helm chart's values.
+#
+# The chart mounts this file, labhub_chart.py beside it, and the values the hub needs (a Secret,
+# named by LABHUB_CHART_VALUES). Add site-specific Python with the chart value hub.extraConfig.
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from labhub_chart import (  # noqa: E402
+    ChartValues,
+    apply,
+    hub_settings,
+    ldap_settings,
+    oidc_settings,
+    proxy_settings,
+    services_and_roles,
+    spawner_settings,
+)
+
+c = get_config()  # noqa: F821  (provided by traitlets when the file is loaded)
+values = ChartValues.load()
+env = dict(os.environ)
+
+apply(c.JupyterHub, hub_settings(values))
+
+proxy_class, proxy = proxy_settings(values, env)
+apply(c[proxy_class], proxy)
+
+authenticator = values.get("labhub.authenticator")
+if authenticator == "ldap":
+    apply(c.LabLDAPAuthenticator, ldap_settings(values, env))
+elif authenticator == "oidc":
+    apply(c.LabOIDCAuthenticator, oidc_settings(values, env))
+c.Authenticator.admin_users = set(values.get("hub.adminUsers", []))
+
+apply(c.LabKubeSpawner, spawner_settings(values))
+
+services, roles = services_and_roles(values, env)
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = roles
+
+for class_name, traits in sorted((values.get("hub.config", {}) or {}).items()):
+    apply(c[class_name], traits)
+
+for _name, snippet in sorted((values.get("hub.extraConfig", {}) or {}).items()):
+    exec(compile(snippet, f"<hub.extraConfig.{_name}>", "exec"))  # noqa: S102

@@ -1,0 +1,278 @@
+"""Pod and PVC manifests for a student's server, as plain Kubernetes JSON dicts.
+
+The builders are pure: everything they need arrives in a :class:`PodRequest` (the spawner fills
+it from the course profile's spawn plan, the user and JupyterHub's environment), and the result is
+the exact object sent to the API server. The GPU request depends on how the cluster's NVIDIA
+device plugin advertises slices (:class:`SliceStrategy`):
+
+* ``mixed``: one resource per MIG profile, ``nvidia.com/mig-1g.10gb: 1``;
+* ``single``: ``nvidia.com/gpu: 1`` plus a node selector on the GPU Feature Discovery product label
+  that ends in ``-MIG-1g.10gb``;
+* ``shared``: the time-sliced or MPS replica resource, ``nvidia.com/gpu.shared`` (or
+  ``nvidia.com/mig-1g.10gb.shared`` for a shared MIG slice).
+
+A CPU-only server never sees a GPU: it requests none and carries ``NVIDIA_VISIBLE_DEVICES=void``.
+A GPU server is created behind the ``labhub.io/slice-admission`` scheduling gate; the slice
+admission controller lifts the gate when the student's turn comes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+GiB = 2**30
+SLICE_GATE = "labhub.io/slice-admission"
+LABEL_USER = "labhub.io/user"
+LABEL_COURSE = "labhub.io/course"
+LABEL_GROUP = "labhub.io/seminar-group"
+LABEL_SLICE_TYPE = "labhub.io/slice-type"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+ANNOTATION_USER = "labhub.io/username"
+ANNOTATION_SERVER = "labhub.io/server-name"
+ANNOTATION_FALLBACKS = "labhub.io/slice-types"
+COMPONENT = "singleuser-server"
+MANAGED_BY = "labhub"
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+HOME_VOLUME = "home"
+
+Manifest = dict[str, Any]
+
+
+class SliceStrategy(Enum):
+    """How the cluster's device plugin names GPU slices."""
+
+    MIXED = "mixed"
+    SINGLE = "single"
+    SHARED = "shared"
+
+    @classmethod
+    def parse(cls, text: str) -> SliceStrategy:
+        try:
+            return cls(text)
+        except ValueError:
+            accepted = ", ".join(s.value for s in cls)
+            raise ValueError(
+                f"slice strategy {text!r} is not known; accepted values: {accepted}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class SharedVolume:
+    """A PVC shared by a course (datasets, course material), mounted read-only for students."""
+
+    name: str
+    claim_name: str
+    mount_path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """The slice a server asks for: its type and acceptable fallbacks, most preferred first."""
+
+    slice_type: str
+    fallbacks: tuple[str, ...] = ()
+    product: str = "NVIDIA-A100-SXM4-40GB"
+    """GFD product prefix used by the single strategy's node selector."""
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """Everything the pod manifest is built from."""
+
+    pod_name: str
+    namespace: str
+    username: str
+    server_name: str
+    course: str
+    image: str
+    command: tuple[str, ...]
+    port: int
+    home_claim: str
+    group: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    strategy: SliceStrategy = SliceStrategy.MIXED
+    gpu: GpuRequest | None = None
+    cpu_guarantee: float = 4.0
+    cpu_limit: float = 4.0
+    memory_guarantee: int = 16 * GiB
+    memory_limit: int = 16 * GiB
+    home_mount: str = "/home/jovyan"
+    shared_volumes: tuple[SharedVolume, ...] = ()
+    working_dir: str | None = None
+    node_selector: tuple[tuple[str, str], ...] = ()
+    extra_labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = field(default=())
+    uid: int = 1000
+    fs_group: int = 100
+
+
+@dataclass(frozen=True)
+class PvcRequest:
+    name: str
+    namespace: str
+    storage_class: str
+    size_bytes: int = 250 * GiB
+    username: str = ""
+
+
+_LABEL_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def label_value(text: str) -> str:
+    """A valid label value for ``text``: at most 63 characters, alphanumeric at both ends."""
+    cleaned = _LABEL_BAD.sub("-", text)[:63]
+    return cleaned.strip("-_.")
+
+
+def format_cpu(cores: float) -> str:
+    """``4``, ``0.5`` -> ``500m``."""
+    millis = round(cores * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def format_memory(size: int) -> str:
+    """Bytes as a Kubernetes quantity: ``16Gi``, ``512Mi``, or plain bytes."""
+    for unit, factor in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def gpu_resources(
+    gpu: GpuRequest, strategy: SliceStrategy
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(resource limits, node selector) for one slice of ``gpu.slice_type`` under ``strategy``."""
+    slice_type = gpu.slice_type
+    if strategy is SliceStrategy.MIXED:
+        return {f"nvidia.com/mig-{slice_type}": "1"}, {}
+    if strategy is SliceStrategy.SINGLE:
+        return {"nvidia.com/gpu": "1"}, {PRODUCT_LABEL: f"{gpu.product}-MIG-{slice_type}"}
+    base = slice_type.removesuffix(".shared")
+    if base == "gpu":
+        return {"nvidia.com/gpu.shared": "1"}, {}
+    return {f"nvidia.com/mig-{base}.shared": "1"}, {}
+
+
+def pod_labels(req: PodRequest) -> dict[str, str]:
+    labels = {
+        LABEL_COMPONENT: COMPONENT,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_USER: label_value(req.username),
+        LABEL_COURSE: label_value(req.course),
+    }
+    if req.group:
+        labels[LABEL_GROUP] = label_value(req.group)
+    if req.gpu is not None:
+        labels[LABEL_SLICE_TYPE] = label_value(req.gpu.slice_type)
+    labels.update(dict(req.extra_labels))
+    return labels
+
+
+def _container(req: PodRequest) -> Manifest:
+    env = [{"name": k, "value": v} for k, v in req.env if k != "NVIDIA_VISIBLE_DEVICES"]
+    requests = {"cpu": format_cpu(req.cpu_guarantee), "memory": format_memory(req.memory_guarantee)}
+    limits = {"cpu": format_cpu(req.cpu_limit), "memory": format_memory(req.memory_limit)}
+    if req.gpu is None:
+        env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
+    else:
+        gpu_limits, _ = gpu_resources(req.gpu, req.strategy)
+        limits.update(gpu_limits)
+        requests.update(gpu_limits)
+    mounts: list[Manifest] = [{"name": HOME_VOLUME, "mountPath": req.home_mount}]
+    mounts += [
+        {"name": v.name, "mountPath": v.mount_path, "readOnly": True} for v in req.shared_volumes
+    ]
+    container: Manifest = {
+        "name": "notebook",
+        "image": req.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(req.command),
+        "env": env,
+        "ports": [{"name": "notebook-port", "containerPort": req.port, "protocol": "TCP"}],
+        "resources": {"requests": requests, "limits": limits},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": req.uid,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    if req.working_dir:
+        container["workingDir"] = req.working_dir
+    return container
+
+
+def build_pod(req: PodRequest) -> Manifest:
+    """The pod for one student's server."""
+    node_selector = dict(req.node_selector)
+    annotations = {ANNOTATION_USER: req.username, ANNOTATION_SERVER: req.server_name}
+    if req.gpu is not None:
+        _, selector = gpu_resources(req.gpu, req.strategy)
+        node_selector.update(selector)
+        annotations[ANNOTATION_FALLBACKS] = ",".join((req.gpu.slice_type, *req.gpu.fallbacks))
+    annotations.update(dict(req.annotations))
+    volumes: list[Manifest] = [
+        {"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": req.home_claim}}
+    ]
+    volumes += [
+        {"name": v.name, "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": True}}
+        for v in req.shared_volumes
+    ]
+    spec: Manifest = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "OnFailure",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": req.uid,
+            "fsGroup": req.fs_group,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(req)],
+        "volumes": volumes,
+    }
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    if req.gpu is not None:
+        spec["schedulingGates"] = [{"name": SLICE_GATE}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": req.pod_name,
+            "namespace": req.namespace,
+            "labels": pod_labels(req),
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+
+
+def build_pvc(req: PvcRequest) -> Manifest:
+    """The student's home volume claim (kept when the server stops)."""
+    labels = {LABEL_COMPONENT: "singleuser-storage", LABEL_MANAGED_BY: MANAGED_BY}
+    if req.username:
+        labels[LABEL_USER] = label_value(req.username)
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": req.name,
+            "namespace": req.namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_USER: req.username} if req.username else {},
+        },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": req.storage_class,
+            "resources": {"requests": {"storage": format_memory(req.size_bytes)}},
+        },
+    }

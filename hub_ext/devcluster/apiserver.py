@@ -1,0 +1,435 @@
+"""The emulated Kubernetes API server: plain HTTP on 127.0.0.1, real clients talk to it.
+
+See ``docs/reference/devcluster-api.md`` for the resources, semantics and fault controls it
+offers. Objects live in memory and are written to ``state_dir/objects/snapshot.json``
+periodically and on :meth:`ApiServer.stop`, and loaded again by :meth:`ApiServer.start`.
+The kubelet writes a pod's output to :func:`pod_log_path`, which ``pods/log`` serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from hub_ext.devcluster import discovery
+from hub_ext.devcluster.api_control import control
+from hub_ext.devcluster.api_errors import ApiError, bad_request
+from hub_ext.devcluster.api_faults import FaultInjector
+from hub_ext.devcluster.api_logs import pod_log_path, serve_log
+from hub_ext.devcluster.api_objects import Objects, decode_body
+from hub_ext.devcluster.api_selectors import Selector, SelectorError
+from hub_ext.devcluster.api_tables import table, wants_table
+from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
+from hub_ext.devcluster.store import Store, write_snapshot
+from hub_ext.devcluster.watch import WatchRequest, serve_watch
+
+__all__ = ["ApiServer", "FaultInjector", "pod_log_path"]
+log = logging.getLogger(__name__)
+JSON = "application/json"
+MAX_WATCH_SECONDS = 1800
+TICK_SECONDS = 0.25
+
+
+def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response:
+    return web.Response(
+        body=json.dumps(obj).encode(), status=status, headers={"Content-Type": content_type}
+    )
+
+
+def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | None] | None:
+    """(resource type, namespace, name, subresource) for a resource URL, else None."""
+    if parts[0] == "api" and len(parts) >= 3:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = ""
+    if (
+        rest[0] == "namespaces"
+        and len(rest) >= 3
+        and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
+    ):
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3:
+        return None
+    rtype = lookup(group, version, rest[0])
+    if rtype is None or (namespace and not rtype.namespaced):
+        return None
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and sub not in rtype.subresources:
+        return None
+    return rtype, namespace, name, sub
+
+
+def _table_include(request: web.Request) -> str | None:
+    if not wants_table(request.headers.get("Accept", "")):
+        return None
+    return request.query.get("includeObject") or "Metadata"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1")
+
+
+def _verb(method: str, name: str | None, sub: str | None, watching: bool) -> str:
+    if method == "GET":
+        if name is None:
+            return "watch" if watching else "list"
+        return "get"
+    if method == "POST":
+        return "create"
+    if method == "PUT":
+        return "update"
+    if method == "PATCH":
+        return "patch"
+    if method == "DELETE":
+        return "delete" if name is not None else "deletecollection"
+    raise ApiError(405, f"the server does not allow the method {method} on this resource")
+
+
+class ApiServer:
+    """An in-process Kubernetes API server for the local cluster emulator."""
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.host = host
+        self.port = port
+        self.token = token
+        self.faults = FaultInjector()
+        self.store = Store()
+        self.objects = Objects(self.store)
+        self.bookmark_interval = 10.0
+        self.snapshot_interval = 5.0
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._restarting: asyncio.Task[None] | None = None
+        self._loaded = False
+        self._saving: asyncio.Future[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def objects_dir(self) -> Path | None:
+        return self.state_dir / "objects" if self.state_dir is not None else None
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        if not self._loaded and self.objects_dir is not None:
+            self.store.load(self.objects_dir)
+        self._loaded = True
+        self.objects.ensure_system_namespaces()
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        server = site._server
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]
+        self._runner = runner
+        self._ticker = asyncio.create_task(self._tick(), name="devcluster-apiserver-tick")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._saving is not None:
+            with contextlib.suppress(OSError):
+                await self._saving  # a periodic snapshot still being written
+            self._saving = None
+        self.store.close_watches()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        self._save()
+        restarting = self._restarting
+        if restarting is not None and restarting is not asyncio.current_task():
+            self._restarting = None
+            restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await restarting
+
+    async def restart(self) -> None:
+        """Stop and start again on the same port; objects and resourceVersions are kept."""
+        await self.stop()
+        await self.start()
+
+    def drop_watches(self) -> int:
+        """End every open watch stream (clients resume from their last resourceVersion)."""
+        return self.store.close_watches()
+
+    def _save(self) -> None:
+        if self.objects_dir is not None and self._loaded:
+            self.store.save(self.objects_dir)
+
+    async def _tick(self) -> None:
+        last_save = time.monotonic()
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.objects.reap(time.time())
+            directory = self.objects_dir
+            due = time.monotonic() - last_save >= self.snapshot_interval
+            if directory is not None and self.store.dirty and due:
+                last_save = time.monotonic()
+                saving = asyncio.ensure_future(
+                    asyncio.to_thread(write_snapshot, directory, self.store.snapshot())
+                )
+                self._saving = saving
+                try:
+                    await asyncio.shield(saving)
+                except OSError as exc:
+                    log.warning("could not write the object snapshot to %s: %s", directory, exc)
+
+    def schedule_restart(self) -> None:
+        """Restart soon, outside the request that asked for it (used by the HTTP control)."""
+
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await self.restart()
+            self._restarting = None
+
+        if self._restarting is None:
+            self._restarting = asyncio.create_task(later(), name="devcluster-apiserver-restart")
+
+    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+        """Write a kubeconfig for this server (context ``labhub-devcluster``)."""
+        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "labhub-devcluster", "cluster": {"server": self.url}}],
+            "users": [{"name": "labhub-devcluster", "user": user}],
+            "contexts": [
+                {
+                    "name": "labhub-devcluster",
+                    "context": {
+                        "cluster": "labhub-devcluster",
+                        "user": "labhub-devcluster",
+                        "namespace": namespace,
+                    },
+                }
+            ],
+            "current-context": "labhub-devcluster",
+            "preferences": {},
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if self.token and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), f"Bearer {self.token}".encode()
+            ):
+                raise ApiError(401, "Unauthorized: send the bearer token from the kubeconfig")
+            parts = [p for p in request.path.split("/") if p]
+            if not parts:
+                return _json({"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]})
+            if parts[0] == "_devcluster":
+                return await control(self, request, parts[1:])
+            if parts[0] in ("healthz", "readyz", "livez"):
+                return web.Response(text="ok")
+            found = self._discovery(request, parts)
+            if found is not None:
+                return found
+            parsed = _parse_path(parts)
+            if parsed is None:
+                raise ApiError(
+                    404, f"the server could not find the requested resource ({request.path})"
+                )
+            content_type = request.headers.get("Content-Type", "")
+            if "protobuf" in content_type or "cbor" in content_type:
+                raise ApiError(
+                    415,
+                    f"the body of the request was in an unknown format ({content_type}) - "
+                    "accepted media types include: application/json, "
+                    "application/merge-patch+json, application/strategic-merge-patch+json, "
+                    "application/json-patch+json",
+                )
+            return await self._resource(request, *parsed)
+        except ApiError as exc:
+            return _json(exc.status(), exc.code)
+
+    def _discovery(self, request: web.Request, parts: list[str]) -> web.Response | None:
+        if request.method != "GET":
+            return None
+        accept = request.headers.get("Accept", "")
+        if parts == ["version"]:
+            return _json(discovery.version_info())
+        if parts in (["api"], ["apis"]):
+            media = discovery.wants_aggregated(accept)
+            if media is not None:
+                version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in media else None
+                doc = discovery.aggregated(parts == ["api"], version or "apidiscovery.k8s.io/v2")
+                return _json(doc, content_type=media)
+            return _json(
+                discovery.api_versions() if parts == ["api"] else discovery.api_group_list()
+            )
+        if parts[0] == "api" and len(parts) == 2:
+            doc = discovery.resource_list("", parts[1])
+        elif parts[0] == "apis" and len(parts) == 2:
+            doc = discovery.api_group(parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            doc = discovery.resource_list(parts[1], parts[2])
+        elif parts[:2] == ["openapi", "v3"]:
+            if len(parts) == 2:
+                return _json(discovery.openapi_v3_root())
+            rest = parts[2:]
+            if rest[0] == "api" and len(rest) == 2:
+                doc = discovery.openapi_v3_group("", rest[1])
+            elif rest[0] == "apis" and len(rest) == 3:
+                doc = discovery.openapi_v3_group(rest[1], rest[2])
+            else:
+                doc = None
+        elif parts[0] in ("openapi", "swagger.json"):
+            raise ApiError(404, "the emulated API server publishes OpenAPI v3 documents only")
+        else:
+            return None
+        if doc is None:
+            raise ApiError(
+                404, f"the server could not find the requested resource ({request.path})"
+            )
+        return _json(doc)
+
+    async def _resource(
+        self, request: web.Request, rtype: ResourceType, ns: str, name: str | None, sub: str | None
+    ) -> web.StreamResponse:
+        query = request.query
+        watching = _flag(query.get("watch"))
+        verb = _verb(request.method, name, sub, watching)
+        delay, error = self.faults.lookup(verb, resource_names(rtype), sub)
+        if delay:
+            await asyncio.sleep(delay)
+        if error is not None:
+            raise error
+        if name is None:
+            return await self._collection(request, rtype, ns, verb)
+        if sub == "log":
+            pod = self.objects.existing(rtype, ns, name)
+            return await serve_log(request, self.store, self.state_dir, pod)
+        if verb == "get":
+            obj = self.objects.existing(rtype, ns, name)
+            if sub is None and wants_table(request.headers.get("Accept", "")):
+                include = query.get("includeObject") or "Metadata"
+                return _json(table(rtype, [obj], obj["metadata"]["resourceVersion"], include))
+            return _json(obj)
+        raw = await request.read()
+        if verb == "create":
+            if sub != "binding":
+                where = f"{rtype.plural}/{sub}" if sub else f"a single {rtype.singular}"
+                raise ApiError(405, f"POST is not allowed on {where}; POST to the collection")
+            return _json(self.objects.bind(ns, name, decode_body(raw)), 201)
+        if verb == "update":
+            return _json(self.objects.update(rtype, ns, name, decode_body(raw), sub))
+        if verb == "patch":
+            content_type = request.headers.get("Content-Type", "")
+            return _json(self.objects.patch(rtype, ns, name, (content_type, raw), sub))
+        options = self._delete_options(query, raw)
+        return _json(self.objects.delete(rtype, ns, name, options))
+
+    @staticmethod
+    def _selector(rtype: ResourceType, ns: str, query: Any) -> Selector:
+        try:
+            return Selector.parse(
+                ns if rtype.namespaced and ns else None,
+                query.get("labelSelector"),
+                query.get("fieldSelector"),
+            )
+        except SelectorError as exc:
+            raise bad_request(str(exc)) from exc
+
+    @staticmethod
+    def _delete_options(query: Any, raw: bytes) -> dict[str, Any]:
+        body = decode_body(raw) or {}
+        if not isinstance(body, dict):
+            raise bad_request("the body of a delete request must be DeleteOptions")
+        options = dict(body)
+        if "gracePeriodSeconds" in query:
+            options["gracePeriodSeconds"] = query["gracePeriodSeconds"]
+        return options
+
+    async def _collection(
+        self, request: web.Request, rtype: ResourceType, ns: str, verb: str
+    ) -> web.StreamResponse:
+        query = request.query
+        selector = self._selector(rtype, ns, query)
+        if verb == "watch":
+            since: int | None = None
+            version = query.get("resourceVersion") or "0"
+            initial = _flag(query.get("sendInitialEvents"))
+            try:
+                since = None if initial else int(version) or None
+            except ValueError as exc:
+                raise bad_request(f"invalid resourceVersion {version!r}") from exc
+            try:
+                timeout = float(query.get("timeoutSeconds") or MAX_WATCH_SECONDS)
+            except ValueError as exc:
+                raise bad_request("timeoutSeconds must be a number") from exc
+            watch = WatchRequest(
+                rtype,
+                selector,
+                since,
+                min(timeout, MAX_WATCH_SECONDS),
+                _flag(query.get("allowWatchBookmarks")),
+                self.bookmark_interval,
+                initial,
+                _table_include(request),
+            )
+            return await serve_watch(request, self.store, watch)
+        if verb == "create":
+            body = decode_body(await request.read())
+            dry_run = query.get("dryRun") == "All"
+            return _json(self.objects.create(rtype, ns, body, dry_run), 201)
+        if verb == "deletecollection":
+            options = self._delete_options(query, await request.read())
+            return _json(self.objects.delete_collection(rtype, selector, options))
+        items = sorted(
+            self.store.items(rtype.key, selector),
+            key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]),
+        )
+        rv = str(self.store.rv)
+        if wants_table(request.headers.get("Accept", "")):
+            include = query.get("includeObject") or "Metadata"
+            return _json(table(rtype, items, rv, include))
+        return _json(
+            {
+                "kind": rtype.list_kind,
+                "apiVersion": rtype.group_version,
+                "metadata": {"resourceVersion": rv},
+                "items": items,
+            }
+        )

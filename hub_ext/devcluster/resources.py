@@ -1,0 +1,118 @@
+"""The resource types the emulated API server serves, and their discovery attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One REST resource (``pods``, ``storageclasses`` ...) served under a group version."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def key(self) -> str:
+        """Storage key: ``pods`` for core resources, ``storageclasses.storage.k8s.io`` else."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def has_status(self) -> bool:
+        return "status" in self.subresources
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+_ALL = ("all",)
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
+    ResourceType("", "v1", "nodes", "Node", False, ("no",), ("status",)),
+    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("status", "binding", "log"), _ALL),
+    ResourceType(
+        "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), ("status",)
+    ),
+    ResourceType("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), ("status",)),
+    ResourceType("", "v1", "services", "Service", True, ("svc",), ("status",), _ALL),
+    ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
+    ResourceType("", "v1", "secrets", "Secret", True),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType("", "v1", "events", "Event", True, ("ev",)),
+    ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+    ResourceType(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "volumesnapshots",
+        "VolumeSnapshot",
+        True,
+        ("vs",),
+        ("status",),
+    ),
+    ResourceType(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "volumesnapshotclasses",
+        "VolumeSnapshotClass",
+        False,
+        ("vsclass", "vsclasses"),
+    ),
+    ResourceType(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "volumesnapshotcontents",
+        "VolumeSnapshotContent",
+        False,
+        ("vsc", "vscs"),
+        ("status",),
+    ),
+)
+
+BY_PATH: dict[tuple[str, str, str], ResourceType] = {
+    (r.group, r.version, r.plural): r for r in RESOURCES
+}
+BY_KEY: dict[str, ResourceType] = {r.key: r for r in RESOURCES}
+
+
+def groups() -> dict[str, list[str]]:
+    """Group name -> its versions (``""`` is the core group), in serving order."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+def resources_in(group: str, version: str) -> list[ResourceType]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+def lookup(group: str, version: str, plural: str) -> ResourceType | None:
+    return BY_PATH.get((group, version, plural))
+
+
+def resource_names(rtype: ResourceType) -> list[str]:
+    """Every name a fault rule may use for ``rtype``: plural, ``plural.group``, kind."""
+    return [rtype.plural, rtype.key, rtype.kind.lower()]

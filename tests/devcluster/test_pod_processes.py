@@ -1,0 +1,179 @@
+"""The kubelet's process runner: environment, volumes, pod IP and signals (no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub_ext.devcluster import processes as proc
+
+PY = sys.executable
+
+
+def make_pod(container: dict[str, Any], volumes: list | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "jupyter-ada",
+            "namespace": "lab",
+            "uid": "u-1",
+            "labels": {"course": "ml101"},
+        },
+        "spec": {"nodeName": "room-a-gpu-1", "containers": [container], "volumes": volumes or []},
+        "status": {"podIP": "127.10.0.7", "hostIP": "127.0.0.1"},
+    }
+
+
+def test_env_resolves_secrets_configmaps_fields_and_references() -> None:
+    container = {
+        "name": "notebook",
+        "env": [
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "mode"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {
+                "name": "COURSE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['course']"}},
+            },
+            {"name": "URL", "value": "http://$(IP):8888/$(POD) costs $$5"},
+            {
+                "name": "OPT",
+                "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k", "optional": True}},
+            },
+        ],
+        "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "CFG_"}],
+    }
+    lookups = proc.Lookups(
+        secrets={"s": {"data": {"token": base64.b64encode(b"s3cret").decode()}}, "gone": None},
+        configmaps={"c": {"data": {"mode": "lab"}}},
+    )
+    pod = make_pod(container)
+    assert proc.referenced_objects(pod) == ({"s", "gone"}, {"c"})
+    env = proc.container_env(pod, container, lookups)
+    assert env == {
+        "CFG_mode": "lab",
+        "TOKEN": "s3cret",
+        "MODE": "lab",
+        "POD": "jupyter-ada",
+        "IP": "127.10.0.7",
+        "COURSE": "ml101",
+        "URL": "http://127.10.0.7:8888/jupyter-ada costs $5",
+    }
+
+
+def test_missing_secret_is_a_config_error_with_kubelet_wording() -> None:
+    container = {
+        "name": "c",
+        "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "t"}}}],
+    }
+    with pytest.raises(proc.ContainerConfigError) as info:
+        proc.container_env(make_pod(container), container, proc.Lookups(secrets={"nope": None}))
+    assert info.value.reason == "CreateContainerConfigError"
+    assert info.value.message == 'secret "nope" not found'
+
+
+def test_launch_substitutes_pod_ip_and_volume_paths(tmp_path: Path) -> None:
+    container = {
+        "name": "notebook",
+        "command": ["python3", "-c", "pass"],
+        "args": ["--ip=0.0.0.0", "--notebook-dir=/home/jovyan/work", "/home/jovyan"],
+        "workingDir": "/home/jovyan",
+        "volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}],
+    }
+    volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-ada"}}]
+    pod = make_pod(container, volumes)
+    paths = proc.PodPaths(tmp_path / "sandbox", tmp_path / "volumes")
+    mounted = proc.prepare_volumes(pod, paths, proc.Lookups())
+    home = tmp_path / "volumes" / "lab" / "claim-ada"
+    assert mounted == {"home": home} and home.is_dir()
+    env = {"JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/ada/"}
+    spec = proc.launch_spec(pod, container, env, mounted, paths)
+    assert spec.argv[1:] == (
+        "-c",
+        "pass",
+        "--ip=127.10.0.7",
+        f"--notebook-dir={home}/work",
+        str(home),
+    )
+    assert spec.env["JUPYTERHUB_SERVICE_URL"] == "http://127.10.0.7:8888/user/ada/"
+    assert spec.cwd == home and spec.env["HOME"] == str(home)
+    assert os.path.basename(spec.argv[0]).startswith("python3")
+
+
+def test_a_container_without_command_cannot_run(tmp_path: Path) -> None:
+    container = {"name": "c", "image": "quay.io/jupyter/base-notebook"}
+    paths = proc.PodPaths(tmp_path, tmp_path / "v")
+    only_args = {"name": "c", "args": ["python3", "-V"]}
+    spec = proc.launch_spec(make_pod(only_args), only_args, {}, {}, paths)
+    assert spec.argv[1:] == ("-V",) and spec.argv[0].endswith("python3")
+    with pytest.raises(proc.ContainerConfigError, match="runs no images"):
+        proc.launch_spec(make_pod(container), container, {}, {}, paths)
+    container = {"name": "c", "command": ["no-such-program-xyz"]}
+    with pytest.raises(proc.ContainerConfigError, match="executable file not found"):
+        proc.launch_spec(make_pod(container), container, {}, {}, paths)
+
+
+def spec_for(tmp_path: Path, code: str) -> proc.LaunchSpec:
+    return proc.LaunchSpec(
+        (PY, "-c", code), {"PATH": os.environ["PATH"]}, tmp_path, tmp_path / "out.log"
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); read its state
+    state = (
+        Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
+    )
+    return state not in ("Z", "X")
+
+
+async def test_exit_code_and_log(tmp_path: Path) -> None:
+    process = proc.PodProcess(spec_for(tmp_path, "print('hello'); raise SystemExit(3)"))
+    await process.start()
+    assert await process.wait() == 3
+    assert (tmp_path / "out.log").read_text() == "hello\n"
+
+
+async def test_sigterm_then_grace_then_sigkill_for_the_whole_group(tmp_path: Path) -> None:
+    code = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: print('got TERM', flush=True))\n"
+        f"child = subprocess.Popen([{PY!r}, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = proc.PodProcess(spec_for(tmp_path, code))
+    await process.start()
+    log = tmp_path / "out.log"
+    for _ in range(200):
+        if log.exists() and log.read_text().strip():
+            break
+        await asyncio.sleep(0.02)
+    child = int(log.read_text().split()[0])
+    assert os.getpgid(child) == process.pid  # its own process group
+    started = asyncio.get_running_loop().time()
+    assert await process.stop(0.5) == 128 + 9
+    assert asyncio.get_running_loop().time() - started >= 0.5
+    assert "got TERM" in log.read_text()
+    for _ in range(100):
+        if not alive(child):
+            break
+        await asyncio.sleep(0.02)
+    assert not alive(child)
+
+
+async def test_a_process_that_honours_sigterm_ends_within_the_grace(tmp_path: Path) -> None:
+    process = proc.PodProcess(spec_for(tmp_path, "import time; time.sleep(60)"))
+    await process.start()
+    await asyncio.sleep(0.1)
+    assert await process.stop(10) == 128 + 15

@@ -1,0 +1,173 @@
+"""Security of every pod the chart renders and of the user pods the spawner will create."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_render import CI_VALUES, PREVIOUS_DIR, PREVIOUS_VALUES, pod_specs, render
+from hub_config import load_hub_config
+from kubernetes_asyncio.client import ApiClient
+from kubespawner.objects import make_pod
+from pss import all_containers, restricted_violations
+
+ALL_SOURCES = [*CI_VALUES, *(str(PREVIOUS_DIR / v) for v in PREVIOUS_VALUES)]
+
+
+def _pods() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(src, owner, spec) for src in ALL_SOURCES for owner, spec in pod_specs(render(src))]
+
+
+def test_every_component_has_pods() -> None:
+    owners = {owner.split("-", 2)[-1] for _, owner, _ in _pods()}
+    assert {"hub", "proxy", "user-scheduler", "backup", "traefik", "proxy-store"} <= owners
+
+
+@pytest.mark.parametrize("values", ALL_SOURCES)
+def test_containers_follow_the_security_list(values: str) -> None:
+    problems = []
+    for owner, spec in pod_specs(render(values)):
+        pod_sc = spec.get("securityContext") or {}
+        if pod_sc.get("runAsNonRoot") is not True:
+            problems.append(f"{owner}: pod runAsNonRoot is not true")
+        if (pod_sc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append(f"{owner}: pod seccompProfile is not RuntimeDefault")
+        for c in all_containers(spec):
+            where = f"{owner}/{c['name']}"
+            sc = c.get("securityContext") or {}
+            if sc.get("runAsNonRoot") is not True or not sc.get("runAsUser"):
+                problems.append(f"{where}: not non-root with a numeric user")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation allowed")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"] or sc["capabilities"].get("add"):
+                problems.append(f"{where}: capabilities not exactly drop ALL")
+            if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+                problems.append(f"{where}: seccomp not RuntimeDefault")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: root filesystem writable")
+            resources = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                if set(resources.get(part) or {}) < {"cpu", "memory"}:
+                    problems.append(f"{where}: resources.{part} lacks cpu or memory")
+            image = c["image"]
+            tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
+            if tag in {"", "latest"}:
+                problems.append(f"{where}: image {image} has no fixed tag")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("values", ALL_SOURCES)
+def test_pod_security_standard_restricted(values: str) -> None:
+    problems = [
+        f"{owner}: {v}"
+        for owner, spec in pod_specs(render(values))
+        for v in restricted_violations(spec)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("values", ALL_SOURCES)
+def test_only_pods_that_talk_to_the_api_get_a_token(values: str) -> None:
+    for owner, spec in pod_specs(render(values)):
+        needs_api = any(part in owner for part in ("-hub", "user-scheduler", "-backup"))
+        assert spec.get("automountServiceAccountToken") is needs_api, owner
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda s: s.__setitem__("hostNetwork", True), "hostNetwork"),
+        (lambda s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
+        (
+            lambda s: s["containers"][0]["securityContext"].__setitem__("privileged", True),
+            "privileged",
+        ),
+        (
+            lambda s: s["containers"][0]["securityContext"].pop("allowPrivilegeEscalation"),
+            "allowPrivilegeEscalation",
+        ),
+        (
+            lambda s: s["containers"][0]["securityContext"]["capabilities"].__setitem__(
+                "add", ["SYS_ADMIN"]
+            ),
+            "adds capabilities",
+        ),
+        (
+            lambda s: s["containers"][0]["securityContext"].__setitem__("runAsNonRoot", False),
+            "runAsNonRoot",
+        ),
+        (
+            lambda s: s["containers"][0]["securityContext"].__setitem__(
+                "seccompProfile", {"type": "Unconfined"}
+            ),
+            "seccomp",
+        ),
+        (lambda s: s["containers"][0]["ports"][0].__setitem__("hostPort", 80), "hostPort"),
+    ],
+)
+def test_restricted_checker_catches_violations(mutate: Any, expected: str) -> None:
+    import copy
+
+    docs = render("defaults-values.yaml")
+    spec = copy.deepcopy(dict(pod_specs(docs))["Deployment/gpulab-labhub-hub"])
+    assert restricted_violations(spec) == []
+    mutate(spec)
+    assert any(expected in v for v in restricted_violations(spec))
+
+
+async def _user_pod(tmp_path: Path, values: str, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pod KubeSpawner's make_pod builds from the spawner settings in the hub config."""
+    c = load_hub_config(
+        render(values, sets=sets), "lab" if "all-options" in values else "gpulab-labhub", tmp_path
+    )
+    s = c.LabKubeSpawner
+    pod = make_pod(
+        name="jupyter-alice",
+        cmd=["jupyterhub-singleuser"],
+        port=8888,
+        image=s.image,
+        image_pull_policy=s.image_pull_policy,
+        image_pull_secrets=[{"name": n} for n in s.image_pull_secrets],
+        node_selector=s.node_selector,
+        uid=s.uid,
+        gid=s.gid,
+        fs_gid=s.fs_gid,
+        allow_privilege_escalation=s.allow_privilege_escalation,
+        container_security_context=s.container_security_context,
+        pod_security_context=s.pod_security_context,
+        volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
+        volume_mounts=s.volume_mounts,
+        labels={**s.common_labels, **s.extra_labels},
+        cpu_limit=s.cpu_limit,
+        cpu_guarantee=s.cpu_guarantee,
+        mem_limit=s.mem_limit,
+        mem_guarantee=s.mem_guarantee,
+        extra_resource_limits={"nvidia.com/mig-1g.10gb": "1"},
+        extra_resource_guarantees={"nvidia.com/mig-1g.10gb": "1"},
+        automount_service_account_token=s.automount_service_account_token,
+        scheduler_name=s.scheduler_name if "scheduler_name" in s else None,
+        tolerations=s.tolerations,
+        priority_class_name=s.priority_class_name if "priority_class_name" in s else None,
+    )
+    async with ApiClient() as api:
+        return api.sanitize_for_serialization(pod)
+
+
+@pytest.mark.parametrize(
+    "values", ["defaults-values.yaml", "all-options-values.yaml", "oidc-values.yaml"]
+)
+async def test_user_pods_meet_restricted(tmp_path: Path, values: str) -> None:
+    pod = await _user_pod(tmp_path, values)
+    assert restricted_violations(pod["spec"]) == []
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["limits"]["cpu"] in {4, "4"}
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "singleuser-server"
+
+
+async def test_user_pod_security_follows_the_uid_value(tmp_path: Path) -> None:
+    pod = await _user_pod(tmp_path, "defaults-values.yaml", sets=("singleuser.uid=1500",))
+    assert pod["spec"]["securityContext"]["runAsUser"] == 1500
+    assert pod["spec"]["containers"][0]["securityContext"]["runAsUser"] == 1500
+    assert restricted_violations(pod["spec"]) == []
