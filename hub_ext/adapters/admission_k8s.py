@@ -1,17 +1,16 @@
 """The slice admission controller: the Kubernetes side of :mod:`hub_ext.core.admission`.
 
 It watches nodes and pods, keeps the free capacity per slice type in a
-:class:`~hub_ext.core.capacity_index.CapacityIndex`, builds the queue from the pods that carry the
-``labhub.io/slice-admission`` scheduling gate, applies the pure policy and lifts the gate of each
-pod it admits. All queue state lives in the pods themselves (the gate, the labels, and the
-``labhub.io/enqueued-at`` annotation), so a restarted hub rebuilds the same queue from a list.
+:class:`~hub_ext.core.capacity_index.CapacityIndex` (updated per event), rebuilds the queue from
+the pods on each decision pass and lifts the ``labhub.io/slice-admission`` gate of each pod the
+policy admits. All queue state lives in the pods (gate, labels, ``labhub.io/enqueued-at``), so
+a restarted hub rebuilds the same queue.
 
-The gate is lifted with a JSON merge patch that carries the pod's ``resourceVersion``: the API
-server refuses it (409) if the pod changed since the controller looked, so a stale view can never
-book a slice twice. The admitted pod is counted as *in flight* at once, before the watch reports
-it, so one decision pass never hands the same free slice to two pods.
-
-The controller is an ordinary object: the hub creates it, calls :meth:`start` and :meth:`stop`.
+The gate is lifted with a merge patch carrying the pod's ``resourceVersion`` (409 if the pod
+changed since the controller looked: a stale view never books a slice twice), and the admitted
+pod counts as in flight at once. Admission on a declared fallback type replaces the queued pod by
+one asking for that type (resource requests cannot change in place). Queued pods nobody waits for
+are detached, and deleted once detached for longer than ``abandon_after`` seconds.
 """
 
 from __future__ import annotations
@@ -20,12 +19,34 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from hub_ext.adapters.admission_k8s_objects import (
+    ANNOTATION_ADMITTED,
+    ANNOTATION_DETACHED,
+    ANNOTATION_ENQUEUED,
+    ANNOTATION_IDLE,
+    ANNOTATION_MEMBER,
+    ANNOTATION_RUNTIME,
+    OverviewParts,
+    detached_since,
+    entry_key,
+    is_gated,
+    node_from_object,
+    now_utc,
+    overview_from_objects,
+    parse_time,
+    pod_from_object,
+    queue_entry,
+    requested_slice_type,
+    resource_version,
+    running_session,
+)
 from hub_ext.adapters.k8s_informer import Informer, Obj, read_json
 from hub_ext.core.admission import (
     AdmissionDecision,
@@ -40,162 +61,42 @@ from hub_ext.core.admission import (
     Waiting,
     decide,
 )
-from hub_ext.core.capacity import Node, Pod, PodPhase, PodUid, SliceCount, SliceType
-from hub_ext.core.capacity_index import CapacityIndex
-from hub_ext.core.manifests import (
-    ANNOTATION_FALLBACKS,
-    ANNOTATION_SERVER,
-    ANNOTATION_USER,
-    LABEL_COURSE,
-    LABEL_GROUP,
-    LABEL_SLICE_TYPE,
-    SLICE_GATE,
+from hub_ext.core.admission_overview import (
+    AdmissionOverview,
+    QueueChange,
+    QueueExit,
+    queue_exits,
 )
+from hub_ext.core.capacity import PodUid, SliceCount, SliceType
+from hub_ext.core.capacity_index import CapacityIndex
+from hub_ext.core.manifests import LABEL_SLICE_TYPE, SLICE_GATE, retarget_pod
+
+__all__ = [
+    "ANNOTATION_ADMITTED",
+    "ANNOTATION_DETACHED",
+    "ANNOTATION_ENQUEUED",
+    "ANNOTATION_IDLE",
+    "ANNOTATION_MEMBER",
+    "ANNOTATION_RUNTIME",
+    "AdmissionController",
+    "PassReport",
+    "QueueExit",
+    "parse_time",
+]
 
 log = logging.getLogger(__name__)
-ANNOTATION_ENQUEUED = "labhub.io/enqueued-at"
-ANNOTATION_ADMITTED = "labhub.io/admitted-at"
-ANNOTATION_MEMBER = "labhub.io/course-member"
-ANNOTATION_IDLE = "labhub.io/idle-timeout-seconds"
-ANNOTATION_RUNTIME = "labhub.io/max-runtime-seconds"
-ANNOTATION_DETACHED = "labhub.io/detached-at"
-"""Set on a queued pod whose hub restarted: it keeps its place but is not admitted until the
-student presses Start again (which removes the annotation)."""
 PolicySource = Callable[[datetime], AdmissionPolicy]
+Spawning = Callable[[EntryKey], bool]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class PassReport:
+    """What one decision pass did (for metrics)."""
 
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _seconds(text: str | None) -> timedelta | None:
-    try:
-        return timedelta(seconds=int(text)) if text else None
-    except ValueError:
-        return None
-
-
-def _count(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _rv(obj: Obj) -> int:
-    return _count((obj.get("metadata") or {}).get("resourceVersion") or 0)
-
-
-def node_from_object(obj: Obj) -> Node:
-    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    allocatable = {
-        k: _count(v) for k, v in (status.get("allocatable") or {}).items() if k.startswith("nvidia")
-    }
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    return Node.from_labels(
-        str(meta.get("name")),
-        meta.get("labels") or {},
-        allocatable,
-        ready=ready,
-        unschedulable=bool(spec.get("unschedulable")),
-    )
-
-
-def pod_from_object(obj: Obj) -> Pod:
-    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    requests: dict[str, int] = {}
-    for container in spec.get("containers") or []:
-        res = container.get("resources") or {}
-        merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        for name, qty in merged.items():
-            if name.startswith("nvidia.com/"):
-                requests[name] = requests.get(name, 0) + _count(qty)
-    try:
-        phase = PodPhase(status.get("phase") or "Pending")
-    except ValueError:
-        phase = PodPhase.UNKNOWN
-    gated = any(g.get("name") == SLICE_GATE for g in spec.get("schedulingGates") or [])
-    return Pod(
-        PodUid(str(meta.get("uid") or meta.get("name"))),
-        str(meta.get("namespace") or ""),
-        str(meta.get("name") or ""),
-        requests,
-        spec.get("nodeName"),
-        phase,
-        meta.get("labels") or {},
-        gated,
-    )
-
-
-def entry_key(obj: Obj) -> EntryKey | None:
-    notes = (obj.get("metadata") or {}).get("annotations") or {}
-    user = notes.get(ANNOTATION_USER)
-    return EntryKey(UserName(user), notes.get(ANNOTATION_SERVER, "")) if user else None
-
-
-def queue_entry(obj: Obj) -> QueueEntry | None:
-    """The queue entry of a gated LabHub pod; None for anything else."""
-    pod = pod_from_object(obj)
-    key = entry_key(obj)
-    if key is None or not pod.gated or pod.phase.terminated:
-        return None
-    meta = obj["metadata"]
-    notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-    if notes.get(ANNOTATION_DETACHED) or meta.get("deletionTimestamp"):
-        return None
-    types = [t for t in (notes.get(ANNOTATION_FALLBACKS) or "").split(",") if t]
-    if not types and labels.get(LABEL_SLICE_TYPE):
-        types = [labels[LABEL_SLICE_TYPE]]
-    enqueued = parse_time(notes.get(ANNOTATION_ENQUEUED)) or parse_time(
-        meta.get("creationTimestamp")
-    )
-    return QueueEntry(
-        key,
-        CourseSlug(labels.get(LABEL_COURSE, "")),
-        notes.get(LABEL_GROUP) or labels.get(LABEL_GROUP) or None,
-        tuple(SliceType(t) for t in types[:1]),
-        enqueued or _now(),
-        notes.get(ANNOTATION_MEMBER, "true") != "false",
-    )
-
-
-def running_session(obj: Obj, now: datetime) -> RunningSession | None:
-    pod = pod_from_object(obj)
-    key = entry_key(obj)
-    meta = obj.get("metadata") or {}
-    labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
-    slice_type = labels.get(LABEL_SLICE_TYPE)
-    if key is None or pod.gated or pod.phase.terminated or not slice_type:
-        return None
-    if meta.get("deletionTimestamp"):
-        return None
-    started = parse_time(notes.get(ANNOTATION_ADMITTED)) or parse_time(
-        meta.get("creationTimestamp")
-    )
-    started = started or now
-    return RunningSession(
-        key,
-        CourseSlug(labels.get(LABEL_COURSE, "")),
-        labels.get(LABEL_GROUP) or None,
-        SliceType(slice_type),
-        started,
-        started,
-        _seconds(notes.get(ANNOTATION_IDLE)),
-        _seconds(notes.get(ANNOTATION_RUNTIME)),
-    )
+    now: datetime
+    decision: AdmissionDecision
+    policy: AdmissionPolicy
+    exits: tuple[QueueExit, ...]
 
 
 class AdmissionController:
@@ -206,22 +107,38 @@ class AdmissionController:
         api_client: ApiClient,
         namespace: str,
         policy: PolicySource | None = None,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = now_utc,
         resync_seconds: float = 30.0,
+        abandon_after: float | None = None,
+        spawning: Spawning | None = None,
     ) -> None:
         self.namespace = namespace
         self.core = CoreV1Api(api_client)
         self._policy = policy or (lambda _now: AdmissionPolicy())
         self._clock = clock
         self._resync = resync_seconds
+        self.abandon_after = abandon_after
+        self.orphan_grace = 120.0
+        """Seconds a queued pod nobody spawns may wait before it is detached."""
+        self._spawning = spawning
         self.index = CapacityIndex()
         self.decision: AdmissionDecision | None = None
-        self.admissions = 0
-        self.conflicts = 0
+        self.observers: list[Callable[[PassReport], None]] = []
+        self.admissions = self.conflicts = self.replaced = self.cleaned = 0
         self._dirty = asyncio.Event()
         self._updated = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._patched: dict[PodUid, Obj] = {}
+        self._queued: dict[EntryKey, QueueEntry] = {}
+        self._outcomes: dict[EntryKey, str] = {}
+        self._last: tuple[dict[EntryKey, QueueEntry], tuple[RunningSession, ...], Any] = (
+            {},
+            (),
+            AdmissionPolicy(),
+        )
+        self._started_at: datetime | None = None
+        self._watchers: dict[EntryKey, set[asyncio.Event]] = {}
+        self._late_exits: list[QueueExit] = []
         self._nodes = Informer(self.core.list_node, self._on_node, "nodes")
         self._pods = Informer(
             lambda **kw: self.core.list_namespaced_pod(namespace, **kw), self._on_pod, "pods"
@@ -236,6 +153,7 @@ class AdmissionController:
         self._nodes.start()
         self._pods.start()
         await asyncio.gather(self._nodes.synced.wait(), self._pods.synced.wait())
+        self._started_at = self._clock()
         self._task = asyncio.create_task(self._loop(), name="labhub-slice-admission")
         self._dirty.set()
 
@@ -247,8 +165,13 @@ class AdmissionController:
             self._task = None
         await self._nodes.stop()
         await self._pods.stop()
+        log.info("slice admission controller for namespace %s stopped", self.namespace)
 
-    # -- queries for the spawner ----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # -- queries for the spawner and the admin view ---------------------------------------------
 
     def status(self, user: str, server_name: str = "") -> Admitted | Waiting | None:
         if self.decision is None:
@@ -266,14 +189,67 @@ class AdmissionController:
     def free(self, slice_type: str) -> int:
         return self.index.free(slice_type)
 
+    def node_objects(self) -> list[Any]:
+        """The Node objects the controller's informer holds (read-only copies are not made)."""
+        return list(self._nodes.cache.values())
+
+    def overview(self, now: datetime | None = None) -> AdmissionOverview:
+        """A read-only snapshot: slices per node and type with holders, the queue per course
+        with positions, and the active lab-session reservations (as of the last pass)."""
+        entries, running, policy = self._last
+        return overview_from_objects(
+            now or self._clock(),
+            self._pods.cache.values(),
+            self._nodes.cache.values(),
+            OverviewParts(self.index.snapshot(), self.decision, entries, running, policy),
+        )
+
     async def wait_for_update(self, timeout: float) -> None:
-        """Return after the next decision pass, or after ``timeout`` seconds."""
+        """Return after the next decision pass, or after ``timeout`` seconds (always after
+        yielding to the event loop, so that a caller looping on it never starves it)."""
+        if not self.running:
+            await asyncio.sleep(timeout)
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._updated.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._updated.wait()
+        await asyncio.sleep(0)
+
+    async def wait_for_change(self, user: str, server_name: str, timeout: float) -> None:
+        """Return when the status or the pod of one server changed, or after ``timeout``.
+
+        Only that server's waiters wake up, so a hundred waiting spawns cost nothing while
+        other students' pods come and go.
+        """
+        if not self.running:
+            await asyncio.sleep(timeout)
+            return
+        key = EntryKey(UserName(user), server_name)
+        event = asyncio.Event()
+        self._watchers.setdefault(key, set()).add(event)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await event.wait()
+        finally:
+            waiting = self._watchers.get(key)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self._watchers[key]
+        await asyncio.sleep(0)
+
+    def _notify(self, key: EntryKey | None) -> None:
+        for event in self._watchers.get(key, ()) if key is not None else ():
+            event.set()
 
     def poke(self) -> None:
         """Ask for a decision pass (for example after a reservation window opened)."""
         self._dirty.set()
+
+    def note_exit(self, user: str, server_name: str, outcome: str) -> None:
+        """Record why an entry is about to leave the queue (``timeout``; default cancelled)."""
+        self._outcomes[EntryKey(UserName(user), server_name)] = outcome
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -286,6 +262,7 @@ class AdmissionController:
         self._dirty.set()
 
     def _on_pod(self, kind: str, obj: Obj) -> None:
+        self._notify(entry_key(obj))
         pod = pod_from_object(obj)
         if kind == "DELETED":
             self._patched.pop(pod.uid, None)
@@ -293,7 +270,7 @@ class AdmissionController:
         else:
             ours = self._patched.get(pod.uid)
             if ours is not None:
-                if _rv(obj) < _rv(ours):
+                if resource_version(obj) < resource_version(ours):
                     # an event older than our own patch: keep the admitted view
                     self._pods.cache[(pod.namespace, pod.name)] = ours
                     return
@@ -306,7 +283,8 @@ class AdmissionController:
     async def _loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), self._resync)
+                async with asyncio.timeout(self._resync):
+                    await self._dirty.wait()
             self._dirty.clear()
             try:
                 await self.run_once()
@@ -320,32 +298,108 @@ class AdmissionController:
     async def run_once(self) -> AdmissionDecision:
         """One decision pass: admit whom the policy admits, publish positions for the rest."""
         now = self._clock()
-        objects = list(self._pods.cache.values())
-        entries, running, by_key = [], [], {}
-        for obj in objects:
+        entries: dict[EntryKey, QueueEntry] = {}
+        running: list[RunningSession] = []
+        by_key: dict[EntryKey, Obj] = {}
+        detached: set[EntryKey] = set()
+        chores: list[Any] = []
+        limit = timedelta(seconds=self.abandon_after or 0)
+        for obj in list(self._pods.cache.values()):
             entry = queue_entry(obj)
             if entry is not None:
-                entries.append(entry)
-                by_key[entry.key] = obj
+                entries[entry.key], by_key[entry.key] = entry, obj
+                if self._orphaned(obj, entry, now):
+                    chores.append(self._detach(obj, now))
                 continue
             session = running_session(obj, now)
             if session is not None:
                 running.append(session)
-        state = AdmissionInput(
-            now, self.index.free_by_type(), tuple(entries), tuple(running), self._policy(now)
+                continue
+            key, since = entry_key(obj), detached_since(obj)
+            if key is not None and since is not None and is_gated(obj):
+                detached.add(key)
+                if self.abandon_after is not None and now - since > limit:
+                    chores.append(self._abandon(obj, key, now))
+        policy = self._policy(now)
+        decision = decide(
+            AdmissionInput(
+                now, self.index.free_by_type(), tuple(entries.values()), tuple(running), policy
+            )
         )
-        decision = decide(state)
         results = await asyncio.gather(
             *(self._admit(by_key[a.key], a, now) for a in decision.admitted)
         )
         if not all(results):
             self._dirty.set()  # a pod changed under us: decide again with the fresh view
-        self.decision = decision
+        admitted_now = {a.key for a, ok in zip(decision.admitted, results, strict=True) if ok}
+        exits = queue_exits(
+            QueueChange(now, self._queued, entries, detached, decision.admitted, admitted_now),
+            self._outcomes,
+        )
+        self._queued = {k: e for k, e in entries.items() if k not in admitted_now}
+        for key in [k for k in self._outcomes if k not in self._queued]:
+            del self._outcomes[key]
+        if chores:
+            await asyncio.gather(*chores)
+        previous, self.decision = self.decision, decision
+        for key in list(self._watchers):
+            if previous is None or previous.status(key) != decision.status(key):
+                self._notify(key)
+        self._last = (entries, tuple(running), policy)
+        exits += self._late_exits
+        self._late_exits = []
+        report = PassReport(now, decision, policy, tuple(exits))
+        for observer in list(self.observers):
+            try:
+                observer(report)
+            except Exception:
+                log.exception("slice admission observer failed")
         self._updated.set()
         self._updated = asyncio.Event()
         return decision
 
+    # -- clean-up of queued pods nobody waits for -----------------------------------------------
+
+    def _orphaned(self, obj: Obj, entry: QueueEntry | None, now: datetime) -> bool:
+        if entry is None or self._spawning is None or self._started_at is None:
+            return False
+        grace = timedelta(seconds=self.orphan_grace)
+        if now - self._started_at < grace or now - entry.enqueued_at < grace:
+            return False
+        return not self._spawning(entry.key)
+
+    async def _detach(self, obj: Obj, now: datetime) -> None:
+        name = obj["metadata"]["name"]
+        log.info("queued pod %s is not spawned by this hub any more: detaching it", name)
+        body = {"metadata": {"annotations": {ANNOTATION_DETACHED: now.isoformat()}}}
+        with contextlib.suppress(ApiException):
+            await self.core.patch_namespaced_pod(
+                name, self.namespace, body, _content_type="application/merge-patch+json"
+            )
+
+    async def _abandon(self, obj: Obj, key: EntryKey, now: datetime) -> None:
+        meta = obj["metadata"]
+        log.info("deleting queued pod %s: nobody pressed Start again in time", meta["name"])
+        try:
+            await self.core.delete_namespaced_pod(
+                meta["name"], self.namespace, grace_period_seconds=0
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("could not delete abandoned pod %s: %s", meta["name"], exc.status)
+            return
+        self.cleaned += 1
+        enqueued = parse_time((meta.get("annotations") or {}).get(ANNOTATION_ENQUEUED)) or now
+        course = CourseSlug((meta.get("labels") or {}).get("labhub.io/course", ""))
+        slice_type = SliceType(requested_slice_type(obj))
+        self._late_exits.append(QueueExit(key, course, slice_type, now - enqueued, "timeout"))
+
+    # -- admission ------------------------------------------------------------------------------
+
     async def _admit(self, obj: Obj, admitted: Admitted, now: datetime) -> bool:
+        asked = requested_slice_type(obj)
+        if asked and asked != admitted.slice_type:
+            return await self._replace(obj, admitted, now)
         meta, spec = obj["metadata"], obj.get("spec") or {}
         gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") != SLICE_GATE]
         body = {
@@ -370,13 +424,60 @@ class AdmissionController:
                 self.conflicts += 1
                 return False
             raise
+        self._took(fresh)
+        log.info("admitted %s on a %s slice", meta["name"], admitted.slice_type)
+        return True
+
+    async def _replace(self, obj: Obj, admitted: Admitted, now: datetime) -> bool:
+        """Admit on a fallback type: delete the queued pod, create one asking for that type."""
+        meta = obj["metadata"]
+        name = meta["name"]
+        manifest = retarget_pod(obj, admitted.slice_type)
+        manifest["metadata"].setdefault("annotations", {})[ANNOTATION_ADMITTED] = now.isoformat()
+        body = {
+            "preconditions": {"uid": meta.get("uid"), "resourceVersion": meta["resourceVersion"]}
+        }
+        try:
+            await self.core.delete_namespaced_pod(
+                name, self.namespace, grace_period_seconds=0, body=body
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                self.conflicts += 1
+                return False
+            raise
+        delay = 0.05
+        for _ in range(40):
+            try:
+                resp = await self.core.create_namespaced_pod(
+                    self.namespace, manifest, _preload_content=False
+                )
+                fresh = await read_json(resp)
+                break
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                await asyncio.sleep(delay)  # the old pod is still being removed
+                delay = min(delay * 2, 0.5)
+        else:
+            log.warning("could not recreate %s on a %s slice", name, admitted.slice_type)
+            return False
+        self.replaced += 1
+        self._took(fresh)
+        log.info("admitted %s on a fallback %s slice", name, admitted.slice_type)
+        return True
+
+    def _took(self, fresh: Obj) -> None:
+        """Count an admitted pod at once (in flight), before its watch event arrives."""
         pod = pod_from_object(fresh)
         key = (pod.namespace, pod.name)
         current = self._pods.cache.get(key)
-        if current is None or _rv(current) < _rv(fresh):
+        if (
+            current is None
+            or resource_version(current) < resource_version(fresh)
+            or ((current.get("metadata") or {}).get("uid") != pod.uid)
+        ):
             self._pods.cache[key] = fresh
             self._patched[pod.uid] = fresh
             self.index.update_pod(pod)
         self.admissions += 1
-        log.info("admitted %s on a %s slice", meta["name"], admitted.slice_type)
-        return True

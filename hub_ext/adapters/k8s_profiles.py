@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hub_ext.core.admission import AdmissionPolicy, CourseSlug, Quotas, Reservation
 from hub_ext.core.capacity import SliceType
@@ -143,3 +146,21 @@ def policy(
     profiles: Iterable[Any], now: datetime, quotas: Quotas, claim_minutes: int
 ) -> AdmissionPolicy:
     return AdmissionPolicy(quotas, reservations(profiles, now), timedelta(minutes=claim_minutes))
+
+
+def policy_quotas(path: Path) -> dict[str, dict[str, int]]:
+    """The ``quotas`` section of the profile policy file (``{"courses": {...}, "slice_types":
+    {...}}``); empty when the file names none. Raises ValueError naming the file and problem."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"profile policy file {path}: cannot be read: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"profile policy file {path}: must be a mapping")
+    quotas = data.get("quotas") or {}
+    if not isinstance(quotas, Mapping) or not all(isinstance(v, Mapping) for v in quotas.values()):
+        raise ValueError(
+            f"profile policy file {path}: quotas must map courses and slice_types to "
+            "{name: maximum servers}"
+        )
+    return {str(k): {str(n): v for n, v in dict(v).items()} for k, v in quotas.items()}

@@ -72,7 +72,10 @@ class ConnectionSettings:
     skip_seconds: float = 60.0
     service_dn: str | None = None
     service_password: str | None = None
-    max_workers: int = 8
+    max_workers: int = 4
+    """Worker threads for ldap3 calls. ldap3 encodes and decodes in Python while holding the
+    GIL, so every extra busy thread delays the hub's event loop; four keep a 50-login burst as
+    fast as eight did (the directory server is the limit) with half the loop lag."""
 
 
 @dataclass(frozen=True)
@@ -231,9 +234,8 @@ class LdapDirectory:
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._executor, fn), timeout=self._deadline()
-            )
+            async with asyncio.timeout(self._deadline()):
+                return await loop.run_in_executor(self._executor, fn)
         except TimeoutError as e:
             raise LdapUnavailableError("LDAP servers did not answer in time") from e
 
@@ -275,7 +277,7 @@ class LdapDirectory:
                     if session is not None:
                         session.close()
                     quick = time.monotonic() - started < self.settings.connect_timeout
-                    if session is pooled and quick:
+                    if pooled is not None and session is pooled and quick:
                         continue  # the server closed an idle connection: try a fresh one
                     self._report_trouble(spec, e)
                     problems.append(f"{spec.url}: {type(e).__name__}")

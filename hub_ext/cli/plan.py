@@ -7,8 +7,12 @@ import json
 import sys
 from typing import Any
 
+import yaml
+
+from hub_ext.core import migparted
 from hub_ext.core.layouts import Layout
 from hub_ext.core.mig import Catalog, GpuModel, UnknownGpuModelError, load_catalog
+from hub_ext.core.multiplan import MultiPlan, Node, Requirement, plan_nodes
 from hub_ext.core.planner import Plan, SeatRequirement, plan
 from hub_ext.core.units import SizeError, format_size, parse_size
 
@@ -123,8 +127,144 @@ def reference_lab_report() -> str:
     return to_table(plan(catalog, ((catalog.model("A100-40GB"), 10),), req))
 
 
+def parse_require(text: str) -> Requirement:
+    """Parse ``SEATS:MIN_MEMORY[:PROFILE]`` (MIN_MEMORY may be empty with a PROFILE)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0].strip().isdigit():
+        raise PlanInputError(
+            f"--require {text!r} must be SEATS:MIN_MEMORY[:PROFILE], e.g. 30:8GiB or 10::3g.20gb"
+        )
+    memory = parse_size(parts[1]) if parts[1].strip() else 0
+    profile = parts[2].strip() if len(parts) == 3 and parts[2].strip() else None
+    if profile is None and memory == 0:
+        raise PlanInputError(f"--require {text!r} needs a MIN_MEMORY or a PROFILE")
+    return Requirement(int(parts[0]), memory, 0, profile)
+
+
+def load_nodes(catalog: Catalog, path: str) -> tuple[Node, ...]:
+    """Read ``nodes: [{name: str, gpus: {MODEL: COUNT}}]`` from a YAML file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlanInputError(
+            f"--nodes {path}: cannot read YAML ({exc.__class__.__name__})"
+        ) from exc
+    rows = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise PlanInputError(f"--nodes {path}: expected 'nodes:' with a list of {{name, gpus}}")
+    out: list[Node] = []
+    for i, row in enumerate(rows):
+        gpus = row.get("gpus") if isinstance(row, dict) else None
+        if not isinstance(gpus, dict) or not isinstance(row.get("name"), str):
+            raise PlanInputError(f"--nodes {path}: nodes[{i}] needs name (str) and gpus (MODEL: N)")
+        pairs = []
+        for model, count in gpus.items():
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise PlanInputError(f"--nodes {path}: nodes[{i}].gpus.{model} must be an int >= 0")
+            pairs.append((catalog.model(str(model)), count))
+        out.append(Node(row["name"], tuple(pairs)))
+    return tuple(out)
+
+
+def multi_to_json(result: MultiPlan) -> dict[str, Any]:
+    """The JSON document of a multi-requirement plan."""
+    return {
+        "feasible": result.feasible,
+        "seats_requested": result.seats_requested,
+        "seats_max": result.seats_max,
+        "requirements": [
+            {
+                "seats": r.seats,
+                "min_memory_bytes": r.min_memory_bytes,
+                "profile": r.profile,
+                "satisfied": s,
+            }
+            for r, s in zip(result.requirements, result.satisfied, strict=True)
+        ],
+        "layouts": [
+            {
+                "node": g.node,
+                "gpu": g.index,
+                "model": g.model.name,
+                "mig_config": migparted.layout_name(g.option.layout),
+                "sharing": g.option.layout is None,
+                "instances": []
+                if g.option.layout is None
+                else [i.profile.name for i in g.option.layout.instances],
+                "seats": list(g.option.seats),
+            }
+            for g in result.gpus
+        ],
+        "nodes": [{"node": c.node, "mig_config": c.config} for c in migparted.node_configs(result)],
+        "stranded": {
+            "memory_slices": result.stranded.memory_slices,
+            "compute_slices": result.stranded.compute_slices,
+        },
+        "alternatives": [
+            {"model": a.model, "count": a.alone, "extra": a.extra} for a in result.alternatives
+        ],
+    }
+
+
+def multi_to_table(result: MultiPlan) -> str:
+    """Human-readable multi-requirement plan."""
+    out = [
+        f"Feasible: {'yes' if result.feasible else 'no'} "
+        f"({result.seats_max} of {result.seats_requested} seats)"
+    ]
+    for r, s in zip(result.requirements, result.satisfied, strict=True):
+        out.append(f"  {r.describe()}: {s} satisfied")
+    for c in migparted.node_configs(result):
+        out.append(f"  node {c.node}: nvidia.com/mig.config={c.config}")
+    st = result.stranded
+    out.append(f"Stranded: {st.memory_slices} memory / {st.compute_slices} compute slices")
+    if result.alternatives:
+        out.append("Extra GPUs that would meet the demand (or GPUs of that model alone):")
+        out.extend(f"  +{a.extra} {a.model} (alone: {a.alone})" for a in result.alternatives)
+    return "\n".join(out)
+
+
+def _run_multi(args: argparse.Namespace, catalog: Catalog) -> int:
+    try:
+        reqs = [parse_require(t) for t in args.require or ()]
+        if args.seats is not None and args.min_gpu_memory is not None:
+            reqs.insert(
+                0, Requirement(args.seats, parse_size(args.min_gpu_memory), args.min_compute_slices)
+            )
+        if not reqs or any(r.seats < 0 for r in reqs):
+            raise PlanInputError(
+                "give --require SEATS:MIN_MEMORY[:PROFILE] or --seats with "
+                "--min-gpu-memory (non-negative seats)"
+            )
+        nodes = load_nodes(catalog, args.nodes) if args.nodes else ()
+        if args.gpus:
+            nodes += (Node("gpus", parse_gpus(catalog, args.gpus)),)
+        if not nodes:
+            raise PlanInputError("give --gpus MODEL=COUNT[,...] or --nodes FILE.yaml")
+    except (PlanInputError, UnknownGpuModelError, SizeError) as exc:
+        print(f"labhub plan: {exc}", file=sys.stderr)
+        return 2
+    result = plan_nodes(catalog, nodes, tuple(reqs), allow_sharing=args.allow_sharing)
+    if args.format == "json":
+        print(json.dumps(multi_to_json(result), indent=2))
+    elif args.format == "mig-parted":
+        print(migparted.render(result), end="")
+    else:
+        print(multi_to_table(result))
+    return 0 if result.feasible else 3
+
+
 def _run(args: argparse.Namespace) -> int:
     catalog = load_catalog()
+    if args.require or args.nodes:
+        return _run_multi(args, catalog)
+    if not args.gpus or args.seats is None or args.min_gpu_memory is None:
+        print(
+            "labhub plan: give --gpus, --seats and --min-gpu-memory, or --require/--nodes",
+            file=sys.stderr,
+        )
+        return 2
     try:
         inventory = parse_gpus(catalog, args.gpus)
         if args.seats < 0:
@@ -145,9 +285,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("plan", help="plan MIG layouts for a seat demand")
-    parser.add_argument("--gpus", required=True, help="MODEL=COUNT[,MODEL=COUNT...]")
-    parser.add_argument("--seats", required=True, type=int, help="number of seats")
-    parser.add_argument("--min-gpu-memory", required=True, help="e.g. 8GiB or 10GB")
+    parser.add_argument("--gpus", help="MODEL=COUNT[,MODEL=COUNT...]")
+    parser.add_argument("--seats", type=int, help="number of seats")
+    parser.add_argument("--min-gpu-memory", help="e.g. 8GiB or 10GB")
+    parser.add_argument(
+        "--require",
+        action="append",
+        help="repeatable seat requirement SEATS:MIN_MEMORY[:PROFILE], e.g. 30:8GiB or 10::3g.20gb",
+    )
+    parser.add_argument("--nodes", help="YAML file: nodes: [{name: NODE, gpus: {MODEL: COUNT}}]")
     parser.add_argument("--min-compute-slices", type=int, default=0)
     parser.add_argument("--allow-sharing", action="store_true")
     parser.add_argument("--format", choices=("table", "json", "mig-parted"), default="table")

@@ -6,71 +6,70 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from hub_ext.core.profiles import CourseProfile, Policy, ProfileError, parse_policy, parse_profile
+from hub_ext.adapters.profile_source import read_profile_dirs
+from hub_ext.core.profile_set import DIGEST, LOCK_FILE, ProfileSet, parse_lock, render_lock
+from hub_ext.core.profiles import CourseProfile, ImageRef
 
 
-def _load_dir(
-    root: Path, policy: Policy | None = None
-) -> tuple[dict[str, CourseProfile], list[ProfileError]]:
-    profiles: dict[str, CourseProfile] = {}
-    errors: list[ProfileError] = []
-    for path in sorted(root.glob("*/profile.yaml")):
-        rel = str(path.relative_to(root))
-        profile, errs = parse_profile(
-            path.read_text(encoding="utf-8", errors="replace"), rel, policy
-        )
-        errors.extend(errs)
-        if profile is None:
-            continue
-        if profile.slug != path.parent.name:
-            errors.append(
-                ProfileError(rel, None, "slug", "must equal the folder name", path.parent.name)
-            )
-        elif profile.slug in profiles:
-            errors.append(ProfileError(rel, None, "slug", "duplicate slug"))
-        else:
-            profiles[profile.slug] = profile
-    return profiles, errors
+def _policy_path(dirs: list[Path], given: str | None) -> Path | None:
+    if given:
+        return Path(given)
+    default = dirs[0] / "policy.yaml"
+    return default if default.is_file() else None
+
+
+def _load(dirs: list[Path], policy: str | None) -> ProfileSet:
+    return read_profile_dirs(dirs, _policy_path(dirs, policy))[0]
 
 
 def _validate(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
-    if not root.is_dir():
-        print(
-            f"labhub profiles validate: {root} is not a directory; pass a profiles folder",
-            file=sys.stderr,
-        )
-        return 2
-    policy = None
-    if args.policy:
-        try:
-            policy = parse_policy(Path(args.policy).read_text(encoding="utf-8"))
-        except (OSError, ValueError, yaml.YAMLError) as exc:
+    dirs = [Path(d) for d in args.dir or ["profiles"]]
+    for root in dirs:
+        if not root.is_dir():
             print(
-                f"labhub profiles validate: cannot read policy {args.policy}: {exc}",
+                f"labhub profiles validate: {root} is not a directory; pass a profiles folder",
                 file=sys.stderr,
             )
             return 2
-    profiles, errors = _load_dir(root, policy)
+    try:
+        result = _load(dirs, args.policy)
+    except (OSError, ValueError) as exc:
+        print(f"labhub profiles validate: {exc}", file=sys.stderr)
+        return 2
+    valid = [p.slug for p in result.profiles]
     if args.format == "json":
-        print(
-            json.dumps({"valid": sorted(profiles), "errors": [asdict(e) for e in errors]}, indent=2)
-        )
+        doc = {
+            "valid": valid,
+            "errors": [asdict(e) for e in result.errors],
+            "warnings": [asdict(e) for e in result.warnings],
+        }
+        print(json.dumps(doc, indent=2))
     else:
-        for e in errors:
+        for e in result.errors:
             print(e)
-        print(f"{len(profiles)} valid profile(s), {len(errors)} error(s)")
-    return 1 if errors else 0
+        for w in result.warnings:
+            print(f"warning: {w}")
+        print(f"{len(valid)} valid profile(s), {len(result.errors)} error(s)")
+    return 1 if result.errors else 0
+
+
+def _json_value(value: object) -> object:
+    return value.value if isinstance(value, Enum) else str(value)
 
 
 def _show(args: argparse.Namespace) -> int:
-    profiles, _ = _load_dir(Path(args.dir))
-    profile = profiles.get(args.slug)
+    try:
+        profiles = _load([Path(args.dir)], args.policy).by_slug()
+    except (OSError, ValueError) as exc:
+        print(f"labhub profiles show: {exc}", file=sys.stderr)
+        return 2
+    profile: CourseProfile | None = profiles.get(args.slug)
     if profile is None:
         known = ", ".join(sorted(profiles)) or "none"
         print(
@@ -78,7 +77,20 @@ def _show(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(json.dumps(asdict(profile), indent=2, default=str))
+    print(json.dumps(asdict(profile), indent=2, default=_json_value))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        profiles = _load([Path(args.dir)], args.policy).profiles
+    except (OSError, ValueError) as exc:
+        print(f"labhub profiles list: {exc}", file=sys.stderr)
+        return 2
+    only = set(args.only or ())
+    for profile in profiles:
+        if not only or profile.slug in only:
+            print(f"{profile.slug} {profile.image.repository}:{profile.image.tag}")
     return 0
 
 
@@ -89,14 +101,47 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _pin(args: argparse.Namespace) -> int:
-    if not args.digest.startswith("sha256:") or len(args.digest) != 71:
-        print("labhub profiles pin: digest must be sha256:<64 hex digits>", file=sys.stderr)
+    root = Path(args.dir)
+    ref = str(args.digest)
+    digest = ref.rsplit("@", 1)[-1]
+    if not DIGEST.match(digest):
+        print(
+            f"labhub profiles pin: {ref!r} is not a digest; pass sha256:<64 hex digits> "
+            "or registry/repository:tag@sha256:<64 hex digits>",
+            file=sys.stderr,
+        )
         return 2
-    lock = Path(args.dir) / "images.lock.yaml"
-    data = yaml.safe_load(lock.read_text()) if lock.exists() else {}
-    data = data if isinstance(data, dict) else {}
-    data[args.slug] = args.digest
-    lock.write_text(yaml.safe_dump(dict(sorted(data.items()))))
+    try:
+        profiles = _load([root], args.policy).by_slug()
+    except (OSError, ValueError) as exc:
+        print(f"labhub profiles pin: {exc}", file=sys.stderr)
+        return 2
+    profile = profiles.get(args.slug)
+    if profile is None:
+        known = ", ".join(sorted(profiles)) or "none"
+        print(
+            f"labhub profiles pin: unknown or invalid course {args.slug!r}; valid: {known}",
+            file=sys.stderr,
+        )
+        return 1
+    image = profile.image
+    if "@" in ref and ref.rsplit("@", 1)[0] != f"{image.repository}:{image.tag}":
+        print(
+            f"labhub profiles pin: {ref.rsplit('@', 1)[0]} is not the image of {args.slug} "
+            f"({image.repository}:{image.tag}); build and push that image",
+            file=sys.stderr,
+        )
+        return 2
+    lock = root / LOCK_FILE
+    pins: dict[str, ImageRef] = {}
+    if lock.exists():
+        pins, errors = parse_lock(lock.read_text(encoding="utf-8"), str(lock))
+        if errors:
+            print(f"labhub profiles pin: {errors[0]}; fix or delete the entry", file=sys.stderr)
+            return 2
+    pins[args.slug] = ImageRef(image.repository, image.tag, digest)
+    lock.write_text(render_lock(pins), encoding="utf-8")
+    print(f"pinned {args.slug}: {pins[args.slug].reference}")
     return 0
 
 
@@ -104,18 +149,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("profiles", help="Validate and inspect course profiles.")
     sub = parser.add_subparsers(dest="profiles_command", required=True)
     val = sub.add_parser("validate", help="Validate every profiles/<course>/profile.yaml.")
-    val.add_argument("dir", nargs="?", default="profiles")
-    val.add_argument("--policy", help="Global ops policy file (policy.yaml).")
+    val.add_argument(
+        "dir", nargs="*", help="Profile directories (default: profiles); slugs must be unique."
+    )
+    val.add_argument("--policy", help="Global ops policy file (default: DIR/policy.yaml).")
     val.add_argument("--format", choices=("text", "json"), default="text")
     val.set_defaults(func=_validate)
     show = sub.add_parser("show", help="Show one validated course profile.")
     show.add_argument("slug")
     show.add_argument("--dir", default="profiles")
+    show.add_argument("--policy", help="Global ops policy file (default: DIR/policy.yaml).")
     show.set_defaults(func=_show)
+    lst = sub.add_parser("list", help="Print 'SLUG IMAGE' for every valid course (for CI builds).")
+    lst.add_argument("only", nargs="*", help="Only these course slugs.")
+    lst.add_argument("--dir", default="profiles")
+    lst.add_argument("--policy", help="Global ops policy file (default: DIR/policy.yaml).")
+    lst.set_defaults(func=_list)
     schema = sub.add_parser("schema", help="Print the profile JSON Schema.")
     schema.set_defaults(func=_schema)
     pin = sub.add_parser("pin", help="Write a pushed image digest into images.lock.yaml.")
     pin.add_argument("slug")
-    pin.add_argument("digest")
+    pin.add_argument("digest", help="sha256:... or registry/repository:tag@sha256:...")
     pin.add_argument("--dir", default="profiles")
+    pin.add_argument("--policy", help="Global ops policy file (default: DIR/policy.yaml).")
     pin.set_defaults(func=_pin)

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, IntEnum
 from functools import cached_property
-from typing import NamedTuple, NewType
+from typing import NamedTuple, NewType, TypeVar
 
 from hub_ext.core.capacity import SliceType
 
 UserName = NewType("UserName", str)
 CourseSlug = NewType("CourseSlug", str)
+_Key = TypeVar("_Key", bound=str)
 
 
 class Priority(IntEnum):
@@ -101,6 +102,19 @@ class Quotas:
         return cls(
             {CourseSlug(k): v for k, v in tables["courses"].items()},
             {SliceType(k): v for k, v in tables["slice_types"].items()},
+        )
+
+    def merged(self, other: Quotas) -> Quotas:
+        """Both sets of limits; where both name a course or slice type, the smaller applies."""
+
+        def low(a: Mapping[_Key, int], b: Mapping[_Key, int]) -> dict[_Key, int]:
+            out = dict(a)
+            for key, limit in b.items():
+                out[key] = min(limit, out.get(key, limit))
+            return out
+
+        return Quotas(
+            low(self.per_course, other.per_course), low(self.per_slice_type, other.per_slice_type)
         )
 
 

@@ -140,6 +140,13 @@ class AdmissionBook:
     def entry(self, key: EntryKey) -> QueueEntry | None:
         return self._entries.get(key)
 
+    def entries(self) -> dict[EntryKey, QueueEntry]:
+        """A copy of the queue entries by key."""
+        return dict(self._entries)
+
+    def running(self) -> tuple[RunningSession, ...]:
+        return tuple(self._running.values())
+
     # -- decisions ------------------------------------------------------------------------------
 
     def decide(self, now: datetime, free: Mapping[SliceType, int]) -> AdmissionDecision:

@@ -276,3 +276,45 @@ def build_pvc(req: PvcRequest) -> Manifest:
             "resources": {"requests": {"storage": format_memory(req.size_bytes)}},
         },
     }
+
+
+_SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
+
+
+def retarget_pod(pod: Manifest, slice_type: str) -> Manifest:
+    """A copy of a queued pod asking for one slice of ``slice_type`` instead, without the gate.
+
+    Used when a student is admitted on a declared fallback slice type: a pod's resource requests
+    cannot change, so the admission controller replaces the queued pod with this one. The device
+    plugin convention is read from the pod itself (mixed, single or shared resource names); the
+    server-set metadata and the status are dropped.
+    """
+    meta = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    meta.pop("deletionTimestamp", None)
+    meta["labels"] = {**(meta.get("labels") or {}), LABEL_SLICE_TYPE: label_value(slice_type)}
+    spec = dict(pod.get("spec") or {})
+    spec.pop("nodeName", None)
+    gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") != SLICE_GATE]
+    if gates:
+        spec["schedulingGates"] = gates
+    else:
+        spec.pop("schedulingGates", None)
+    selector = dict(spec.get("nodeSelector") or {})
+    product = selector.get(PRODUCT_LABEL, "")
+    if "-MIG-" in product:
+        selector[PRODUCT_LABEL] = f"{product.split('-MIG-')[0]}-MIG-{slice_type}"
+        spec["nodeSelector"] = selector
+    containers = []
+    for container in spec.get("containers") or []:
+        resources = dict(container.get("resources") or {})
+        for section in ("limits", "requests"):
+            table = dict(resources.get(section) or {})
+            for name in [n for n in table if n.startswith("nvidia.com/mig-")]:
+                qty = table.pop(name)
+                shared = name.endswith(".shared")
+                base = slice_type.removesuffix(".shared")
+                table[f"nvidia.com/mig-{base}{'.shared' if shared else ''}"] = qty
+            resources[section] = table
+        containers.append({**container, "resources": resources})
+    spec["containers"] = containers
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

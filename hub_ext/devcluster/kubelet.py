@@ -182,7 +182,8 @@ class _PodWorker:
                         self.pod, "Failed", f"Error: {exc.message}", warning=True
                     )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.deleting.wait(), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await self.deleting.wait()
         await self._finish({})
         return None
 

@@ -241,7 +241,8 @@ class NodeLifecycleController:
             await informer.synced.wait()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.period)
+                async with asyncio.timeout(self.settings.period):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._check()

@@ -348,7 +348,8 @@ class PodProcess:
         if self._proc.returncode is None:
             self._kill_group(signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(self._proc.wait()), max(grace_seconds, 0))
+                async with asyncio.timeout(max(grace_seconds, 0)):
+                    await asyncio.shield(self._proc.wait())
             except TimeoutError:
                 self._kill_group(signal.SIGKILL)
         code = await self._proc.wait()

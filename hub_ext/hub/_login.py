@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tornado import web
 
+from hub_ext import metrics
 from hub_ext.core.throttle import LoginThrottle, ThrottleKey, ThrottlePolicy
 
 WRONG_CREDENTIALS = "wrong username or password"
@@ -105,3 +106,37 @@ class LoginGate:
     def succeeded(self, username: str, address: str, detail: str) -> None:
         self.throttle.record_success(ThrottleKey.username(username), self.clock())
         self.audit.info("login ok user=%s from=%s %s", safe_name(username), address, detail)
+
+
+def failure_reason(error: BaseException, reason: str) -> str:
+    """The ``labhub_ldap_login_failures`` reason of a refused login.
+
+    ``reason`` is what the login code noted before refusing (``bad-credentials``,
+    ``not-in-group``, ``invalid-username``); the HTTP status decides for lockouts (429) and
+    unreachable directories (503).
+    """
+    status = getattr(error, "status_code", None)
+    if status == 429:
+        return "throttled"
+    if status == 503 or not reason:
+        return "server-down"
+    return reason
+
+
+def record_login(
+    seconds: float, failure: str | None, answered: str, down: Iterable[str] = ()
+) -> None:
+    """Update the LDAP login metrics for one attempt.
+
+    ``failure`` is None for a successful login, else the failure reason; ``answered`` is the
+    server that answered (or ``none``); ``down`` are the servers that failed during the attempt:
+    each counts one ``server-down`` failure of its own, so that an alert sees a dead server even
+    while logins succeed through the other room's server.
+    """
+    metrics.LDAP_LOGIN_DURATION.labels("success" if failure is None else "failure").observe(seconds)
+    for url in down:
+        metrics.LDAP_LOGIN_FAILURES.labels("server-down", url).inc()
+    if failure is not None and failure != "server-down":
+        metrics.LDAP_LOGIN_FAILURES.labels(failure, answered or "none").inc()
+    elif failure == "server-down" and not down:
+        metrics.LDAP_LOGIN_FAILURES.labels("server-down", "none").inc()

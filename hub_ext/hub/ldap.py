@@ -53,6 +53,8 @@ from hub_ext.hub._login import (
     LoginError,
     LoginGate,
     client_address,
+    failure_reason,
+    record_login,
     safe_name,
 )
 from hub_ext.hub._login_traits import LDAPAuthenticator
@@ -231,7 +233,41 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             return raw
         return name
 
+    def _down_marks(self) -> dict[str, float]:
+        """When each server was last marked down (to see which failed during one attempt)."""
+        if self._directory is None:
+            return {}
+        return dict(self._directory.health._down_until)
+
+    def _answering_server(self) -> str:
+        """The server the next request goes to (the one that answered the last one)."""
+        if self._directory is None:
+            return "none"
+        order = self._directory.health.order()
+        return order[0].url if order else "none"
+
     async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """Log in against the directory and record ``labhub_ldap_login_*`` metrics."""
+        started = time.monotonic()
+        before = self._down_marks()
+        note: list[str] = [""]
+        try:
+            model = await self._check_login(handler, data, note)
+        except BaseException as e:
+            down = self._newly_down(before)
+            answered = "none" if note[0] == "invalid-username" else self._answering_server()
+            record_login(time.monotonic() - started, failure_reason(e, note[0]), answered, down)
+            raise
+        record_login(time.monotonic() - started, None, "", self._newly_down(before))
+        return model
+
+    def _newly_down(self, before: dict[str, float]) -> list[str]:
+        after = self._down_marks()
+        return [url for url, until in after.items() if until != before.get(url)]
+
+    async def _check_login(
+        self, handler: Any, data: dict[str, Any], note: list[str]
+    ) -> dict[str, Any]:
         raw = self._raw_username(handler, data)
         password = data.get("password")
         address = client_address(handler)
@@ -241,8 +277,10 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         try:
             username = normalise_username(raw, policy)
         except InvalidUsernameError as e:
+            note[0] = "invalid-username"
             gate.failed(raw, address, f"invalid username ({e.problem.value})", e.message, 403)
         if password_is_blank(password):
+            note[0] = "bad-credentials"
             gate.failed(username, address, "blank password", EMPTY_PASSWORD, 403)
         gate.before(username, address)
         try:
@@ -253,6 +291,7 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             )
             raise LoginError(503, UNAVAILABLE) from None
         if result.user is None:
+            note[0] = "bad-credentials"
             gate.failed(username, address, result.reason, WRONG_CREDENTIALS, 403)
         user = result.user
         login_name = self.normalize_username(
@@ -260,6 +299,7 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         )
         model = self._auth_model(login_name, user)
         if not self.allow_all and not await self._allowed(login_name, model):
+            note[0] = "not-in-group"
             gate.failed(username, address, "not in allowed_groups", NOT_ALLOWED, 403)
         self._remember(login_name, model["groups"])
         gate.succeeded(

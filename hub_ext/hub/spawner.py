@@ -14,21 +14,21 @@ state) and changes three things:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from jupyterhub.utils import exponential_backoff
-from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Enum, Int, Unicode, default
 
+from hub_ext import metrics
 from hub_ext.adapters import k8s_profiles as prof
 from hub_ext.adapters.admission_k8s import (
     ANNOTATION_DETACHED,
@@ -38,8 +38,9 @@ from hub_ext.adapters.admission_k8s import (
     ANNOTATION_RUNTIME,
     AdmissionController,
 )
-from hub_ext.core.admission import Admitted, Quotas, Waiting
+from hub_ext.core.admission import Admitted, Waiting
 from hub_ext.core.admission_messages import format_admitted, format_waiting
+from hub_ext.core.capacity import SliceType
 from hub_ext.core.manifests import (
     SLICE_GATE,
     PodRequest,
@@ -48,51 +49,19 @@ from hub_ext.core.manifests import (
     build_pod,
     build_pvc,
 )
-from hub_ext.hub.spawn_form import ProfileChoice, render_form
+from hub_ext.hub.spawner_admission import (
+    SpawnTracker,
+    admission_quotas,
+    controller_for,
+    existing_controller,
+    stop_admission_controllers,
+)
+from hub_ext.hub.spawner_options import LabProfileOptions, refuse
 
-_CONTROLLERS: dict[tuple[int, str], AdmissionController] = {}
-_CONTROLLER_LOCK: asyncio.Lock | None = None
-
-
-def _deserialize(data: dict[str, Any], kind: str) -> Any:
-    """A kubernetes_asyncio model object (what KubeSpawner's helpers expect) from a dict."""
-
-    class _Response:
-        def __init__(self, body: str) -> None:
-            self.data = body
-
-    return ApiClient().deserialize(_Response(json.dumps(data)), kind)
+__all__ = ["LabKubeSpawner", "profile_slugs", "stop_admission_controllers"]
 
 
-_SOURCES: dict[str, tuple[Any, list[float]]] = {}
-PROFILE_RELOAD_SECONDS = 10.0
-
-
-def _profiles_from_dir(path: str, log: Any) -> list[Any]:
-    """The profiles of ``path`` from a shared ProfileSource, re-read at most every 10 s (the
-    source keeps the last good version of a broken course file)."""
-    from hub_ext.adapters.profile_source import ProfileSource
-
-    entry = _SOURCES.get(path)
-    if entry is None:
-        entry = _SOURCES[path] = (ProfileSource(Path(path)), [0.0])
-    source, last = entry
-    if time.monotonic() - last[0] > PROFILE_RELOAD_SECONDS:
-        last[0] = time.monotonic()
-        for error in source.reload():
-            log.warning("course profile not loaded: %s", error)
-    return list(source.profiles.values())
-
-
-async def stop_admission_controllers() -> None:
-    """Stop the admission controllers this hub process started (call at hub shutdown)."""
-    controllers = list(_CONTROLLERS.values())
-    _CONTROLLERS.clear()
-    for controller in controllers:
-        await controller.stop()
-
-
-class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
+class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner for GPU teaching labs: course profiles, MIG slices and a fair queue."""
 
     profiles_dir = Unicode(
@@ -167,131 +136,35 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Callable[..., Any]:
-        return LabKubeSpawner._apply_lab_options
+        return LabProfileOptions._apply_lab_options
 
-    # -- profiles -------------------------------------------------------------------------------
-
-    def all_profiles(self) -> list[Any]:
-        if self.profile_provider is not None:
-            return list(self.profile_provider())
-        if not self.profiles_dir:
-            return []
-        return _profiles_from_dir(self.profiles_dir, self.log)
-
-    def user_group_names(self) -> set[str]:
-        return {g.name for g in getattr(self.user, "groups", []) or []}
-
-    def allowed_profiles(self) -> list[Any]:
-        profiles = self.all_profiles()
-        if getattr(self.user, "admin", False):
-            return profiles
-        mine = self.user_group_names()
-        return [p for p in profiles if mine & set(prof.groups(p))]
+    @default("options_form")
+    def _options_form_default(self) -> Callable[..., Any]:
+        return LabProfileOptions._render_options_form
 
     # -- admission controller -------------------------------------------------------------------
 
     async def admission(self) -> AdmissionController:
         """The hub's admission controller for this namespace (started on first use)."""
-        global _CONTROLLER_LOCK
-        if _CONTROLLER_LOCK is None:
-            _CONTROLLER_LOCK = asyncio.Lock()
-        key = (id(asyncio.get_running_loop()), self.namespace)
-        async with _CONTROLLER_LOCK:
-            controller = _CONTROLLERS.get(key)
-            if controller is None:
-                quotas = Quotas.from_mapping(self.admission_quotas)
-                claim, profiles = self.reservation_claim_minutes, self.all_profiles
+        controller = existing_controller(self.namespace)
+        if controller is not None:
+            return controller
+        quotas = admission_quotas(dict(self.admission_quotas), self.profile_policy_file)
+        claim, profiles = self.reservation_claim_minutes, self.all_profiles
 
-                def policy(now: datetime) -> Any:
-                    return prof.policy(profiles(), now, quotas, claim)
+        def policy(now: datetime) -> Any:
+            return prof.policy(profiles(), now, quotas, claim)
 
-                controller = AdmissionController(self.api.api_client, self.namespace, policy)
-                await controller.start()
-                _CONTROLLERS[key] = controller
-        return controller
+        return await controller_for(self.api.api_client, self.namespace, policy, self.queue_timeout)
 
-    # -- form and options -----------------------------------------------------------------------
+    def _deserialize(self, data: dict[str, Any], kind: str) -> Any:
+        """A kubernetes_asyncio model (what KubeSpawner's helpers expect) from a dict."""
 
-    @default("options_form")
-    def _options_form_default(self) -> Callable[..., Any]:
-        return LabKubeSpawner._render_options_form
+        class _Response:
+            def __init__(self, body: dict[str, Any]) -> None:
+                self.data = json.dumps(body)
 
-    async def _render_options_form(self) -> str:
-        controller = await self.admission()
-        totals = controller.totals()
-        now = datetime.now(UTC)
-        mine = self.user_group_names()
-        choices = []
-        for p in self.allowed_profiles():
-            types = prof.slice_types(p)
-            first = types[0] if types else None
-            total = totals[first].capacity if first and first in totals else 0
-            group, end = prof.session_now(p, mine, now)
-            choices.append(
-                ProfileChoice(
-                    prof.slug(p),
-                    str(getattr(p, "display_name", prof.slug(p))),
-                    str(getattr(p, "description", "")),
-                    first,
-                    controller.free(first) if first else 0,
-                    total,
-                    controller.queue_length(first) if first else 0,
-                    f"Your {group} lab session is running until {end:%H:%M} UTC" if group else "",
-                )
-            )
-        return render_form(choices, str(self.user_options.get("profile", "")))
-
-    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
-        """Only parses: the chosen profile slug (validated in apply_user_options)."""
-        return {"profile": (formdata.get("profile") or [""])[0].strip()}
-
-    def _apply_lab_options(self, user_options: dict[str, Any]) -> None:
-        """Validate the untrusted choice and remember the profile to start."""
-        chosen = user_options.get("profile", "")
-        if not isinstance(chosen, str):
-            raise web.HTTPError(400, "The profile choice must be a course profile name.")
-        profiles = {prof.slug(p): p for p in self.all_profiles()}
-        allowed = {prof.slug(p) for p in self.allowed_profiles()}
-        if not chosen:
-            if len(allowed) != 1:
-                raise web.HTTPError(
-                    400, f"Choose a course profile; you may use: {', '.join(sorted(allowed))}."
-                )
-            chosen = next(iter(allowed))
-        profile = profiles.get(chosen)
-        if profile is None:
-            names = ", ".join(sorted(allowed)) or "none"
-            raise web.HTTPError(
-                400, f"There is no course profile {chosen!r}; you may use: {names}."
-            )
-        if chosen not in allowed:
-            needed = " or ".join(prof.groups(profile)) or "a course group"
-            raise web.HTTPError(
-                403,
-                f"You may not start {chosen}: it needs membership in {needed}. "
-                "Ask the course's lecturer to add you to the seminar group.",
-            )
-        if prof.slice_types(profile):
-            for name, other in self.user.spawners.items():
-                if other is self or name == self.name:
-                    continue
-                if (other.active or other.ready) and getattr(other, "_lab_gpu", False):
-                    raise web.HTTPError(
-                        409,
-                        f"You already run a GPU server ({name or 'default'}); "
-                        "stop it before starting another one.",
-                    )
-        self._lab_profile = profile
-        self._lab_gpu = bool(prof.slice_types(profile))
-        self._extend_start_timeout()
-        self.image = prof.image(profile, self.image)
-        default_url = getattr(profile, "default_url", None)
-        if default_url:
-            self.default_url = str(default_url)
-
-    async def load_user_options(self) -> None:
-        if getattr(self, "_lab_profile", None) is None:
-            self._apply_lab_options(self.user_options or {})
+        return self.api.api_client.deserialize(_Response(data), kind)
 
     # -- manifests ------------------------------------------------------------------------------
 
@@ -305,7 +178,7 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
         pvc = build_pvc(
             PvcRequest(self.pvc_name, self.namespace, self.storage_class, size, self.user.name)
         )
-        return _deserialize(pvc, "V1PersistentVolumeClaim")
+        return self._deserialize(pvc, "V1PersistentVolumeClaim")
 
     async def get_pod_manifest(self) -> Any:
         profile = self._lab_profile
@@ -347,7 +220,7 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
             annotations=tuple(sorted(notes.items())),
             working_dir=self.working_dir or None,
         )
-        return _deserialize(build_pod(req), "V1Pod")
+        return self._deserialize(build_pod(req), "V1Pod")
 
     # -- start, queue, progress ----------------------------------------------------------------
 
@@ -369,12 +242,44 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
         return None
 
     async def _start(self) -> str:
+        with SpawnTracker(self.namespace, self.user.name, self.name):
+            return await self._start_lab()
+
+    async def _start_lab(self) -> str:
+        t0 = time.perf_counter()
         await self.load_user_options()
         await self._start_watching_pods()
-        if self._lab_gpu:
-            await self.admission()
+        controller = await self.admission() if self._lab_gpu else None
+        if controller is not None:
+            self._check_capacity(controller)
+        # the home volume and the pod are created together: the pod waits for its claim
+        steps = [self._create_pod()]
         if self.storage_pvc_ensure and not self._pvc_exists:
-            await exponential_backoff(
+            steps.append(self._create_home_volume())
+        await asyncio.gather(*steps)
+        created = time.perf_counter()
+        if controller is not None:
+            await self._wait_for_slice(controller)
+        admitted = time.perf_counter()
+        pod = await self._wait_for_running(f"{self.namespace}/{self.pod_name}", controller)
+        self.pod_id = pod["metadata"]["uid"]
+        running = time.perf_counter()
+        await self._wait_for_port(pod)
+        self.log.info(
+            "lab spawn timings for %s: pod created %.3f s, admitted %.3f s, running %.3f s, "
+            "answering %.3f s",
+            self._log_name,
+            created - t0,
+            admitted - t0,
+            running - t0,
+            time.perf_counter() - t0,
+        )
+        return self._get_pod_url(pod)
+
+    async def _create_home_volume(self) -> None:
+        await self._failing(
+            "home-volume",
+            exponential_backoff(
                 partial(
                     self._make_create_pvc_request,
                     self.get_pvc_manifest(),
@@ -382,36 +287,98 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
                 ),
                 f"Could not create the home volume {self.pvc_name}",
                 timeout=self.k8s_api_request_retry_timeout,
-            )
-            self._pvc_exists = True
+            ),
+        )
+        self._pvc_exists = True
+
+    async def _create_pod(self) -> None:
         ref_key = f"{self.namespace}/{self.pod_name}"
         queued = await self._existing_gated_pod()
         if queued is not None:
             # queued before a hub restart: take the pod back with its place in the queue
             await self._annotate(queued, {ANNOTATION_DETACHED: None})
-        else:
-            pod = await self.get_pod_manifest()
-            await exponential_backoff(
+            return
+        pod = await self.get_pod_manifest()
+        await self._failing(
+            "pod-create",
+            exponential_backoff(
                 partial(self._make_create_pod_request, pod, self.k8s_api_request_timeout),
                 f"Could not create pod {ref_key}",
                 timeout=self.k8s_api_request_retry_timeout,
-            )
-        if self._lab_gpu:
-            await self._wait_for_slice()
-        timeout = getattr(self, "_pod_start_timeout", self.start_timeout)
-        await exponential_backoff(
-            lambda: self.is_pod_running(self.pod_reflector.pods.get(ref_key, None)),
-            f"Your server was given a GPU slice but did not start in {timeout} seconds.",
-            timeout=timeout,
+            ),
         )
-        pod = self.pod_reflector.pods[ref_key]
-        self.pod_id = pod["metadata"]["uid"]
-        return self._get_pod_url(pod)
 
-    async def _wait_for_slice(self) -> None:
-        controller = await self.admission()
+    async def _wait_for_port(self, pod: dict[str, Any]) -> None:
+        """Wait (cheaply, every 50 ms) until the server accepts connections, so that the hub's
+        own readiness check, which backs off exponentially, succeeds on its first try."""
+        host = (pod.get("status") or {}).get("podIP")
+        if not host:
+            return
+        deadline = time.monotonic() + self.http_timeout
+        while time.monotonic() < deadline:
+            try:
+                async with asyncio.timeout(1):
+                    _, writer = await asyncio.open_connection(host, self.port)
+            except (OSError, TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+
+    async def _failing(self, reason: str, step: Any) -> Any:
+        """Await ``step``; count a failure in ``labhub_spawn_failures`` with ``reason``."""
+        try:
+            return await step
+        except web.HTTPError:
+            raise
+        except Exception:
+            metrics.SPAWN_FAILURES.labels(reason).inc()
+            raise
+
+    def _check_capacity(self, controller: AdmissionController) -> None:
+        """Refuse at once a profile whose slice types no node of the lab offers."""
+        types = prof.slice_types(self._lab_profile)
+        totals = controller.totals()
+        if any(t in totals and totals[SliceType(t)].capacity > 0 for t in types):
+            return
+        offered = ", ".join(sorted(t for t, c in totals.items() if c.capacity)) or "none"
+        raise refuse(
+            503,
+            "no-capacity",
+            f"No node of this lab offers a {' or '.join(types)} GPU slice, so "
+            f"{prof.slug(self._lab_profile)} cannot start; slice types offered now: {offered}. "
+            "Ask the course's lecturer to choose one of them.",
+        )
+
+    async def _wait_for_running(
+        self, ref_key: str, controller: AdmissionController | None
+    ) -> dict[str, Any]:
+        timeout = getattr(self, "_pod_start_timeout", self.start_timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            pod = self.pod_reflector.pods.get(ref_key)
+            if self.is_pod_running(pod):
+                return dict(pod)
+            if time.monotonic() > deadline:
+                metrics.SPAWN_FAILURES.labels("start-timeout").inc()
+                granted = "was given a GPU slice but " if controller is not None else ""
+                raise web.HTTPError(
+                    503,
+                    f"Your server {granted}did not start in {timeout} seconds; "
+                    "try again, and tell the lab's operators if it keeps happening.",
+                )
+            # the controller's pass follows every pod event; the reflector may lag a little
+            if controller is not None and controller.running:
+                await controller.wait_for_change(self.user.name, self.name, 0.25)
+            else:
+                await asyncio.sleep(0.1)
+
+    async def _wait_for_slice(self, controller: AdmissionController) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.queue_timeout
+        controller.poke()
         while True:
             status = controller.status(self.user.name, self.name)
             if isinstance(status, Admitted) or (
@@ -422,6 +389,7 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
                 return
             left = deadline - loop.time()
             if left <= 0:
+                controller.note_exit(self.user.name, self.name, "timeout")
                 await self.stop(now=True)
                 minutes = max(1, round(self.queue_timeout / 60))
                 raise web.HTTPError(
@@ -429,14 +397,13 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
                     f"No GPU slice became free within {minutes} min; you have left the queue. "
                     "Try again later or ask your lecturer about the lab's capacity.",
                 )
-            controller.poke()
-            await controller.wait_for_update(min(left, 2.0))
+            await controller.wait_for_change(self.user.name, self.name, min(left, 2.0))
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         if getattr(self, "_lab_gpu", False):
             last = ""
             while not (self._start_future and self._start_future.done()):
-                controller = _CONTROLLERS.get((id(asyncio.get_running_loop()), self.namespace))
+                controller = existing_controller(self.namespace)
                 status = controller.status(self.user.name, self.name) if controller else None
                 if isinstance(status, Admitted):
                     yield {"progress": 40, "message": format_admitted(status)}
@@ -449,7 +416,7 @@ class LabKubeSpawner(KubeSpawner):  # type: ignore[misc]
                 if controller is None:
                     await asyncio.sleep(0.5)
                 else:
-                    await controller.wait_for_update(2.0)
+                    await controller.wait_for_change(self.user.name, self.name, 2.0)
         async for event in super().progress():
             yield event
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,52 @@ def test_mig_profiles_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_reference_lab_report() -> None:
     assert "at most 40 seats" in reference_lab_report()
+
+
+NODES = """nodes:
+  - name: room-a-gpu1
+    gpus: {A100-40GB: 4}
+  - name: room-b-gpu1
+    gpus: {A100-80GB: 2, A30-24GB: 2}
+"""
+
+
+def test_several_requirements_per_node(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "nodes.yaml"
+    path.write_text(NODES)
+    argv = ["plan", "--nodes", str(path), "--require", "20:8GiB", "--require", "2::3g.20gb"]
+    code, out, _ = run(capsys, *argv, "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["feasible"] and doc["seats_max"] == 22
+    assert [r["satisfied"] for r in doc["requirements"]] == [20, 2]
+    assert {n["node"] for n in doc["nodes"]} == {"room-a-gpu1", "room-b-gpu1"}
+    assert len(doc["layouts"]) == 8
+    code, out, _ = run(capsys, *argv, "--format", "mig-parted")
+    assert code == 0 and out.startswith("version: v1\nmig-configs:\n")
+    for node in doc["nodes"]:
+        assert f"  {node['mig_config']}:" in out
+
+
+def test_require_reference_lab(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB", "--format", "json"
+    )
+    doc = json.loads(out)
+    assert code == 3 and doc["seats_max"] == 40
+    assert {"model": "A100-SXM4-40GB", "count": 13, "extra": 3} in doc["alternatives"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--gpus", "A100-40GB=1", "--require", "x:8GiB"],
+        ["--gpus", "A100-40GB=1", "--require", "3:"],
+        ["--gpus", "A100-40GB=1", "--require", "3:lots"],
+        ["--nodes", "/nonexistent/nodes.yaml", "--require", "3:8GiB"],
+        ["--require", "3:8GiB"],
+        ["--gpus", "A100-40GB=1"],
+    ],
+)
+def test_bad_multi_input(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, err = run(capsys, "plan", *argv)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -48,3 +49,26 @@ PROFILES = (
 
 def provider() -> tuple[Profile, ...]:
     return PROFILES
+
+
+@dataclass(frozen=True)
+class FixedSession:
+    """A lab session with one occurrence (the agreed LabSession interface, fixed in time)."""
+
+    group: str
+    seats: int
+    start: datetime
+    end: datetime
+
+    def occurrences_between(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        return [(self.start, self.end)] if self.start < end and self.end > start else []
+
+
+def lab_provider(session_start: str, group: str, seats: int) -> Any:
+    """Profiles where ml-101 has a lab session of ``group`` starting at ``session_start``."""
+    start = datetime.fromisoformat(session_start)
+    session = FixedSession(group, seats, start, start + timedelta(hours=2))
+    profiles = tuple(replace(p, sessions=(session,)) if p.slug == "ml-101" else p for p in PROFILES)
+    return lambda: profiles

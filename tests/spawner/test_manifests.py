@@ -16,6 +16,7 @@ from hub_ext.core.manifests import (
     format_cpu,
     format_memory,
     label_value,
+    retarget_pod,
 )
 
 SECURITY = {
@@ -212,3 +213,37 @@ def test_quantities_and_labels() -> None:
     assert len(label_value("x" * 100)) == 63
     with pytest.raises(ValueError, match="accepted values: mixed, single, shared"):
         SliceStrategy.parse("mps")
+
+
+def _as_stored(pod: dict) -> dict:
+    """The pod as the API server returns it: server-set fields and a status added."""
+    meta = {**pod["metadata"], "uid": "u-1", "resourceVersion": "42"}
+    meta["creationTimestamp"] = "2026-11-23T09:00:00Z"
+    return {**pod, "metadata": meta, "status": {"phase": "Pending"}}
+
+
+def test_retarget_mixed_pod_to_a_fallback_slice_type() -> None:
+    moved = retarget_pod(_as_stored(build_pod(request())), "2g.10gb")
+    expected = expected_pod({"cpu": "4", "memory": "16Gi", "nvidia.com/mig-2g.10gb": "1"}, USER_ENV)
+    expected["metadata"]["labels"]["labhub.io/slice-type"] = "2g.10gb"
+    assert moved == expected
+
+
+def test_retarget_single_strategy_pod_moves_the_node_selector() -> None:
+    moved = retarget_pod(_as_stored(build_pod(request(strategy=SliceStrategy.SINGLE))), "2g.10gb")
+    expected = expected_pod(
+        {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
+        USER_ENV,
+        nodeSelector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-2g.10gb"},
+    )
+    expected["metadata"]["labels"]["labhub.io/slice-type"] = "2g.10gb"
+    assert moved == expected
+
+
+def test_retarget_shared_mig_pod_keeps_sharing() -> None:
+    pod = build_pod(request(strategy=SliceStrategy.SHARED))
+    moved = retarget_pod(_as_stored(pod), "2g.10gb")
+    limits = moved["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/mig-2g.10gb.shared": "1"}
+    assert "schedulingGates" not in moved["spec"]
+    assert "uid" not in moved["metadata"] and "status" not in moved

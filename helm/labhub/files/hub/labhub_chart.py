@@ -82,7 +82,15 @@ def hub_settings(v: ChartValues) -> dict[str, Any]:
         settings["db_url"] = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
     if computed["proxyType"] == "traefik":
         settings["proxy_class"] = "traefik_redis"
+    settings["extra_handlers"] = admin_view_handlers()
     return settings
+
+
+def admin_view_handlers() -> list[Any]:
+    """LabHub's admin-only overview (/hub/labhub/admin and /hub/labhub/api/overview)."""
+    from hub_ext.hub.admin_view import handlers
+
+    return handlers()
 
 
 AUTHENTICATORS = {
