@@ -22,6 +22,7 @@ Obj = dict[str, Any]
 ListCall = Callable[..., Awaitable[Any]]
 OnChange = Callable[[str, Obj], None]
 WATCH_SECONDS = 300
+WATCH_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
 
 
 async def read_json(resp: Any) -> Any:
@@ -41,12 +42,26 @@ def object_key(obj: Obj) -> tuple[str, str]:
 
 
 class Informer:
-    """Keeps ``cache`` in step with the API server."""
+    """Keeps ``cache`` in step with the API server and calls ``on_change(type, obj)`` per change.
 
-    def __init__(self, list_call: ListCall, on_change: OnChange, name: str) -> None:
+    ``max_delay`` caps the back-off between retries; ``quiet`` logs retries at debug level (for
+    the cluster emulator's own components, whose retries are routine during fault injection).
+    """
+
+    def __init__(
+        self,
+        list_call: ListCall,
+        on_change: OnChange,
+        name: str,
+        *,
+        max_delay: float = 2.0,
+        quiet: bool = False,
+    ) -> None:
         self._list = list_call
         self._on_change = on_change
         self.name = name
+        self._max_delay = max_delay
+        self._log_level = logging.DEBUG if quiet else logging.WARNING
         self.cache: dict[tuple[str, str], Obj] = {}
         self.synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -80,13 +95,13 @@ class Informer:
                 if exc.status == 410:
                     version = None
                     continue
-                log.warning("%s watch: API error %s; retrying", self.name, exc.status)
+                log.log(self._log_level, "%s watch: API error %s; retrying", self.name, exc.status)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, self._max_delay)
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                log.warning("%s watch: %r; retrying", self.name, exc)
+                log.log(self._log_level, "%s watch: %r; retrying", self.name, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, self._max_delay)
 
     async def _relist(self) -> str:
         data = await read_json(await self._list(_preload_content=False))
@@ -119,7 +134,7 @@ class Informer:
                     return version
                 event = json.loads(line)
                 kind, obj = event.get("type"), event.get("object")
-                if not isinstance(obj, dict):
+                if not isinstance(obj, dict) or kind not in WATCH_TYPES:
                     raise ValueError(f"not a watch event: {line[:200]!r}")
                 if kind == "ERROR":
                     raise ApiException(
