@@ -36,6 +36,7 @@ from ldap3.core.tls import Tls
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
+from hub_ext.adapters.ldap_entries import Entry, attr_values, entries_of, is_under
 from hub_ext.adapters.ldap_servers import ServerHealth, ServerSpec, parse_server_url
 from hub_ext.core.identity import DirectoryGroup, first_rdn_value, normalise_dn
 
@@ -129,22 +130,13 @@ _TROUBLE = (
 )
 
 
-def _attr_values(entry: Any, name: str) -> list[Any]:
-    values = entry.entry_attributes_as_dict.get(name)
-    if values is None:  # attribute names come back in the server's spelling
-        for key, val in entry.entry_attributes_as_dict.items():
-            if key.lower() == name.lower():
-                return list(val)
-        return []
-    return list(values)
-
-
 class _Session:
     """One connection to one server, used by one worker thread."""
 
     def __init__(self, directory: LdapDirectory, spec: ServerSpec) -> None:
         self.dir = directory
         self.spec = spec
+        self.complete = False
         settings = directory.settings
         server = ldap3.Server(
             spec.host,
@@ -184,12 +176,14 @@ class _Session:
 
     def search(
         self, base: str, flt: str, attributes: Sequence[str], scope: str = ldap3.SUBTREE
-    ) -> list[Any]:
+    ) -> list[Entry]:
+        """The entries found; ``complete`` tells whether the server returned all of them."""
         ok = self.conn.search(base, flt, search_scope=scope, attributes=list(attributes))
         code = (self.conn.result or {}).get("result")
+        self.complete = code == 0
         if not ok and code in SERVER_TROUBLE_CODES:
             raise ServerTrouble(f"search failed on {self.spec.url}: {self.conn.result}")
-        return list(self.conn.entries) if ok else []
+        return entries_of(self.conn.response) if ok else []
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a broken socket may fail
@@ -336,24 +330,30 @@ class LdapDirectory:
             )
 
     def _resolve_dn(
-        self, s: _Session, username: str, by_attribute: str | None = None
-    ) -> tuple[str, str] | None:
+        self,
+        s: _Session,
+        username: str,
+        by_attribute: str | None = None,
+        extra: Sequence[str] = (),
+    ) -> tuple[str, Entry] | None:
+        """(name, entry) of the one user entry matching ``username``; ``extra`` attributes are
+        read with it."""
         lay = self.layout
         flt = lay.lookup_dn_search_filter.format(
             login_attr=by_attribute or lay.user_attribute, login=escape_filter_chars(username)
         )
         attr = lay.lookup_dn_user_dn_attribute or lay.user_attribute or "uid"
-        entries = s.search(lay.user_search_base or "", flt, [attr])
+        entries = s.search(lay.user_search_base or "", flt, list(dict.fromkeys([attr, *extra])))
         if len(entries) != 1:
             self.log.info("user lookup for %r found %d entries", username, len(entries))
             return None
-        values = _attr_values(entries[0], attr)
+        values = attr_values(entries[0], attr)
         if len(values) != 1:
             self.log.error(
                 "attribute %r of %s must have exactly one value", attr, entries[0].entry_dn
             )
             return None
-        return str(values[0]), str(entries[0].entry_dn)
+        return str(values[0]), entries[0]
 
     def _login(self, s: _Session, username: str, password: str | None) -> LoginResult:
         lay = self.layout
@@ -364,7 +364,7 @@ class LdapDirectory:
             found = self._resolve_dn(s, username)
             if found is None:
                 return LoginResult(None, "no unique directory entry")
-            resolved, dn = found
+            resolved, dn = found[0], found[1].entry_dn
             if not candidates:
                 candidates = [dn]
             else:
@@ -384,37 +384,50 @@ class LdapDirectory:
         return LoginResult(self._describe(s, resolved, user_dn))
 
     def _lookup(self, s: _Session, username: str, _pw: str | None) -> DirectoryUser | None:
+        """The user and groups as the service account sees them; the user's attributes
+        (memberOf, auth_state_attributes) come with the search that finds the entry."""
         lay = self.layout
         self._service_bind(s)
+        attrs = self._user_attributes()
         if lay.lookup_dn or not lay.bind_dn_templates:
-            found = self._resolve_dn(s, username, lay.refresh_attribute)
+            found = self._resolve_dn(s, username, lay.refresh_attribute, attrs)
             if found is None:
                 return None
-            resolved, dn = found
-        else:
-            resolved, dn = username, ""
-            for t in lay.bind_dn_templates:
-                cand = t.format(username=escape_rdn(username))
-                if s.search(cand, "(objectClass=*)", ["objectClass"], scope=ldap3.BASE):
-                    dn = cand
-                    break
-            if not dn:
-                return None
-        return self._describe(s, resolved, dn)
+            resolved, entry = found
+            return self._describe(s, resolved, entry.entry_dn, entry)
+        for t in lay.bind_dn_templates:
+            cand = t.format(username=escape_rdn(username))
+            hits = s.search(cand, "(objectClass=*)", ["objectClass", *attrs], scope=ldap3.BASE)
+            if hits:
+                return self._describe(s, username, cand, hits[0])
+        return None
 
-    def _describe(self, s: _Session, username: str, dn: str) -> DirectoryUser:
+    def _user_attributes(self) -> list[str]:
+        """The user entry's attributes that :meth:`_describe` reads."""
         lay = self.layout
         attrs = list(lay.auth_state_attributes)
         if lay.use_member_of:
             attrs.append("memberOf")
+        return attrs
+
+    def _describe(
+        self, s: _Session, username: str, dn: str, known: Entry | None = None
+    ) -> DirectoryUser:
+        """The user's attributes and groups; ``known`` is the user's entry when it was already
+        read with :meth:`_user_attributes` by the same account."""
+        lay = self.layout
+        attrs = self._user_attributes()
         attributes: dict[str, list[Any]] = {}
         member_of: list[str] = []
         if attrs:
-            entries = s.search(dn, "(objectClass=*)", attrs, scope=ldap3.BASE)
+            if known is not None:
+                entries = [known]
+            else:
+                entries = s.search(dn, "(objectClass=*)", attrs, scope=ldap3.BASE)
             if len(entries) == 1:
                 for name in lay.auth_state_attributes:
-                    attributes[name] = _attr_values(entries[0], name)
-                member_of = [str(v) for v in _attr_values(entries[0], "memberOf")]
+                    attributes[name] = attr_values(entries[0], name)
+                member_of = [str(v) for v in attr_values(entries[0], "memberOf")]
         groups = self._groups(s, username, dn, member_of)
         return DirectoryUser(username, dn, groups, attributes, s.spec.url)
 
@@ -438,15 +451,17 @@ class LdapDirectory:
             userdn=escape_filter_chars(dn), uid=escape_filter_chars(username)
         )
         name_attr = lay.group_name_attribute
+        searched = ""  # group_search_base, once a search below it returned every match
         if lay.group_search_base:
             for e in s.search(lay.group_search_base, flt, [name_attr]):
-                names = _attr_values(e, name_attr)
+                names = attr_values(e, name_attr)
                 add(str(e.entry_dn), str(names[0]) if names else None)
+            searched = lay.group_search_base if s.complete else ""
         for gdn in lay.group_dns:
-            if normalise_dn(gdn) in found:
-                continue
+            if normalise_dn(gdn) in found or (searched and is_under(gdn, searched)):
+                continue  # found, or not a member: the search below its base answered
             for e in s.search(gdn, flt, [name_attr], scope=ldap3.BASE):
-                names = _attr_values(e, name_attr)
+                names = attr_values(e, name_attr)
                 add(str(e.entry_dn), str(names[0]) if names else None)
         for gdn in member_of:
             add(gdn, None)
@@ -460,7 +475,7 @@ class LdapDirectory:
             )
             new: list[DirectoryGroup] = []
             for e in s.search(lay.group_search_base, f"(|{terms})", [name_attr]):
-                names = _attr_values(e, name_attr)
+                names = attr_values(e, name_attr)
                 if add(str(e.entry_dn), str(names[0]) if names else None):
                     new.append(found[normalise_dn(str(e.entry_dn))])
             frontier = new

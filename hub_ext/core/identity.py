@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import NewType
 
 Username = NewType("Username", str)
@@ -101,12 +102,26 @@ def password_is_blank(password: str | None) -> bool:
 # --- distinguished names ---------------------------------------------------------------------
 
 
+#: DNs seen by a hub are few (the configured groups, the groups and people of one directory) and
+#: every login and group re-check compares them again: their parsed forms are kept.
+_DN_CACHE_SIZE = 4096
+
+
 def split_dn(dn: str) -> tuple[tuple[str, str], ...]:
     """Split an RFC 4514 DN string into ``(attribute, value)`` pairs, unescaping values.
 
     Multi-valued RDNs (``a=1+b=2``) are kept as one value. Raises ``ValueError`` for text that is
     not a DN.
     """
+    parts = _split_dn(dn)
+    if parts is None:
+        raise ValueError(f"not a distinguished name: {dn!r}")
+    return parts
+
+
+@lru_cache(maxsize=_DN_CACHE_SIZE)
+def _split_dn(dn: str) -> tuple[tuple[str, str], ...] | None:
+    """:func:`split_dn`, None for text that is not a DN (cached, failures included)."""
     parts: list[tuple[str, str]] = []
     attr: str | None = None
     buf: list[str] = []
@@ -128,32 +143,31 @@ def split_dn(dn: str) -> tuple[tuple[str, str], ...]:
             buf = []
         elif ch in ",;":
             if attr is None:
-                raise ValueError(f"not a distinguished name: {dn!r}")
+                return None
             parts.append((attr.lower(), "".join(buf).strip()))
             attr, buf = None, []
         else:
             buf.append(ch)
         i += 1
     if attr is None:
-        raise ValueError(f"not a distinguished name: {dn!r}")
+        return None
     parts.append((attr.lower(), "".join(buf).strip()))
     return tuple(parts)
 
 
+@lru_cache(maxsize=_DN_CACHE_SIZE)
 def normalise_dn(dn: str) -> str:
     """A comparable form of a DN: attribute names and values lower-cased, spacing removed."""
-    try:
-        return ",".join(f"{a}={v.lower()}" for a, v in split_dn(dn))
-    except ValueError:
+    parts = _split_dn(dn)
+    if parts is None:
         return dn.strip().lower()
+    return ",".join(f"{a}={v.lower()}" for a, v in parts)
 
 
 def looks_like_dn(text: str) -> bool:
     """True when ``text`` parses as a DN with at least two components (``cn=x,dc=y``)."""
-    try:
-        return len(split_dn(text)) >= 2
-    except ValueError:
-        return False
+    parts = _split_dn(text)
+    return parts is not None and len(parts) >= 2
 
 
 def first_rdn_value(dn: str) -> str:

@@ -351,7 +351,44 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         and before each spawn). False when the user is gone or no longer allowed.
 
         Without lookup_dn_search_user there is no account to read groups with: the groups from
-        the last login stay in force (True)."""
+        the last login stay in force (True). True as well when the directory says what the hub
+        already has (see :meth:`_hub_is_current`)."""
+        refreshed = await self._refresh(user)
+        if isinstance(refreshed, dict) and await self._hub_is_current(user, refreshed):
+            return True
+        return refreshed
+
+    async def _hub_is_current(self, user: Any, model: dict[str, Any]) -> bool:
+        """True when storing ``model`` would change nothing in the hub's database.
+
+        JupyterHub stores a refreshed auth model with ``auth_to_user`` (admin flag, default
+        roles, groups, auth_state) and commits; before every spawn that is a database round
+        trip on the hub's event loop for a student whose groups did not change. This checks
+        the same fields ``auth_to_user`` writes; anything it cannot check means False."""
+        try:
+            admin = bool(user.admin)
+            groups = {g.name for g in user.groups}
+            roles = {r.name for r in user.roles}
+            stored = user.encrypted_auth_state
+        except AttributeError:
+            return False
+        if "admin" in model and bool(model["admin"]) != admin:
+            return False
+        if "user" not in roles or ("admin" in roles) != admin:
+            return False
+        if self.manage_groups and groups != set(model["groups"]):
+            return False
+        if self.manage_roles and model.get("roles") is not None:
+            return False
+        if not self.enable_auth_state:
+            return stored is None
+        if self.reconcile_auth_state_hook is not None or stored is None:
+            return False
+        return bool(await user.get_auth_state() == model.get("auth_state"))
+
+    async def _refresh(self, user: Any) -> bool | dict[str, Any]:
+        """The user's auth model as the directory has it now (or False, or True: see
+        :meth:`refresh_user`)."""
         if not self.lookup_dn_search_user:
             return True
         try:
@@ -381,7 +418,7 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         seen = self._fresh.get(user.name)
         if seen is not None and time.monotonic() - seen[0] < FRESH_SECONDS:
             return seen[1]
-        refreshed = await self.refresh_user(user)
+        refreshed = await self._refresh(user)
         if refreshed is False:
             return ()
         if isinstance(refreshed, dict):

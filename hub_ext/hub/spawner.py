@@ -56,6 +56,7 @@ from hub_ext.hub.spawner_admission import (
     existing_controller,
     stop_admission_controllers,
 )
+from hub_ext.hub.spawner_k8s import create_pod, create_pvc
 from hub_ext.hub.spawner_options import LabProfileOptions, refuse
 
 __all__ = ["LabKubeSpawner", "profile_slugs", "stop_admission_controllers"]
@@ -173,14 +174,21 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         return mine[0] if mine else None
 
     def get_pvc_manifest(self) -> Any:
-        profile = getattr(self, "_lab_profile", None)
-        size = prof.home_size(profile) if profile is not None else 250 * 2**30
-        pvc = build_pvc(
-            PvcRequest(self.pvc_name, self.namespace, self.storage_class, size, self.user.name)
-        )
-        return self._deserialize(pvc, "V1PersistentVolumeClaim")
+        return self._deserialize(self._pvc_body(), "V1PersistentVolumeClaim")
 
     async def get_pod_manifest(self) -> Any:
+        return self._deserialize(self._pod_body(), "V1Pod")
+
+    def _pvc_body(self) -> dict[str, Any]:
+        """The home volume's manifest (the spawner creates it from this dict)."""
+        profile = getattr(self, "_lab_profile", None)
+        size = prof.home_size(profile) if profile is not None else 250 * 2**30
+        return build_pvc(
+            PvcRequest(self.pvc_name, self.namespace, self.storage_class, size, self.user.name)
+        )
+
+    def _pod_body(self) -> dict[str, Any]:
+        """The pod's manifest (the spawner creates the pod from this dict)."""
         profile = self._lab_profile
         cpu_g, cpu_l, mem_g, mem_l = prof.resources(profile)
         env = {**prof.env(profile), **self.get_env()}
@@ -220,7 +228,7 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             annotations=tuple(sorted(notes.items())),
             working_dir=self.working_dir or None,
         )
-        return self._deserialize(build_pod(req), "V1Pod")
+        return build_pod(req)
 
     # -- start, queue, progress ----------------------------------------------------------------
 
@@ -280,11 +288,7 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         await self._failing(
             "home-volume",
             exponential_backoff(
-                partial(
-                    self._make_create_pvc_request,
-                    self.get_pvc_manifest(),
-                    self.k8s_api_request_timeout,
-                ),
+                partial(create_pvc, self, self._pvc_body(), self.k8s_api_request_timeout),
                 f"Could not create the home volume {self.pvc_name}",
                 timeout=self.k8s_api_request_retry_timeout,
             ),
@@ -298,11 +302,11 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             # queued before a hub restart: take the pod back with its place in the queue
             await self._annotate(queued, {ANNOTATION_DETACHED: None})
             return
-        pod = await self.get_pod_manifest()
+        pod = self._pod_body()
         await self._failing(
             "pod-create",
             exponential_backoff(
-                partial(self._make_create_pod_request, pod, self.k8s_api_request_timeout),
+                partial(create_pod, self, pod, self.k8s_api_request_timeout),
                 f"Could not create pod {ref_key}",
                 timeout=self.k8s_api_request_retry_timeout,
             ),

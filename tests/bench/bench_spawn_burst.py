@@ -251,7 +251,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--sqlite-wal",
         action="store_true",
-        help="run the hub's sqlite database in WAL mode with synchronous=NORMAL",
+        help="set WAL mode and synchronous=NORMAL again (the tests' hub config already uses "
+        "hub_ext.hub.hubdb.use_sqlite_wal)",
     )
     args = parser.parse_args()
     asyncio.run(main(args.server, args.profile, args.sqlite_wal))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -186,3 +187,37 @@ def test_hub_config_passthrough_and_user_environment(tmp_path: Path) -> None:
     assert c.JupyterHub.shutdown_on_logout is True
     assert c.LabKubeSpawner.start_timeout == 900
     assert c.LabKubeSpawner.environment == {"COURSE_DATA": "/data/courses"}
+
+
+@pytest.fixture
+def fresh_sqlite_settings() -> Any:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from hub_ext.hub import hubdb
+
+    def reset() -> None:
+        hubdb._settings.clear()
+        if event.contains(Engine, "connect", hubdb.sqlite_pragmas):
+            event.remove(Engine, "connect", hubdb.sqlite_pragmas)
+
+    reset()
+    yield hubdb
+    reset()
+
+
+def test_sqlite_runs_in_wal_mode_by_default(tmp_path: Path, fresh_sqlite_settings: Any) -> None:
+    import sqlalchemy
+
+    load_hub_config(render("defaults-values.yaml"), FULL, tmp_path)
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/hub.sqlite")
+    with engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        synchronous = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    engine.dispose()
+    assert (mode, synchronous) == ("wal", 1)  # 1: NORMAL
+
+
+def test_postgres_leaves_sqlite_alone(tmp_path: Path, fresh_sqlite_settings: Any) -> None:
+    load_hub_config(render("postgres-values.yaml"), FULL, tmp_path)
+    assert fresh_sqlite_settings._settings == {}

@@ -29,6 +29,10 @@ from jupyterhub.proxy import Proxy
 from jupyterhub.spawner import Spawner
 from traitlets import Set
 
+from hub_ext.hub.hubdb import use_sqlite_wal
+
+use_sqlite_wal()  # as recommended for sqlite-pvc deployments (docs/reference/spawner.md)
+
 
 class RouteMemoryProxy(Proxy):
     """Keeps routes in memory; the hub serves /hub/ itself."""

@@ -16,6 +16,7 @@ from labhub_chart import (  # noqa: E402
     proxy_settings,
     services_and_roles,
     spawner_settings,
+    sqlite_wal,
 )
 
 c = get_config()  # noqa: F821  (provided by traitlets when the file is loaded)
@@ -23,6 +24,10 @@ values = ChartValues.load()
 env = dict(os.environ)
 
 apply(c.JupyterHub, hub_settings(values))
+if sqlite_wal(values):
+    from hub_ext.hub.hubdb import use_sqlite_wal
+
+    use_sqlite_wal()
 
 proxy_class, proxy = proxy_settings(values, env)
 apply(c[proxy_class], proxy)

@@ -86,6 +86,11 @@ def hub_settings(v: ChartValues) -> dict[str, Any]:
     return settings
 
 
+def sqlite_wal(v: ChartValues) -> bool:
+    """Whether the hub's SQLite database runs in write-ahead-log mode (``hub.db.sqliteWal``)."""
+    return v.get("hub.db.type") == "sqlite-pvc" and bool(v.get("hub.db.sqliteWal", True))
+
+
 def admin_view_handlers() -> list[Any]:
     """LabHub's admin-only overview (/hub/labhub/admin and /hub/labhub/api/overview)."""
     from hub_ext.hub.admin_view import handlers
