@@ -21,12 +21,13 @@ Method (see ``docs/explanation/mig-planner.md``):
 from __future__ import annotations
 
 import functools
-import operator
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile
+from hub_ext.core.multiplan_ip import Column, Problem, least_extra, reaches, solve
 
 Vec = tuple[int, ...]
 
@@ -137,110 +138,123 @@ class MultiPlan:
         )
 
 
-def _pareto(vectors: set[Vec]) -> list[Vec]:
-    ordered = sorted(vectors, key=sum, reverse=True)
-    kept: list[Vec] = []
-    for v in ordered:
-        if not any(all(a >= b for a, b in zip(k, v, strict=True)) for k in kept):
-            kept.append(v)
-    return kept
+@dataclass(frozen=True)
+class _Choice:
+    """One way to set up a GPU of a model: its instances per class (requirement bitmask)."""
+
+    layout: Layout | None
+    stranded: Stranded
+    supply: tuple[tuple[int, int], ...]
 
 
-def layout_vectors(layout: Layout, reqs: tuple[Requirement, ...]) -> list[Vec]:
-    """Pareto-maximal seat vectors (capped at demand) the instances of ``layout`` can serve."""
-    counts = Counter(i.profile for i in layout.instances)
-    caps = tuple(r.seats for r in reqs)
-    states: set[Vec] = {tuple(0 for _ in reqs)}
-    for prof, n in counts.items():
-        targets = [j for j, r in enumerate(reqs) if r.qualifies(prof)]
-        for _ in range(n):
-            nxt = set(states)
-            for v in states:
-                for j in targets:
-                    if v[j] < caps[j]:
-                        nxt.add((*v[:j], v[j] + 1, *v[j + 1 :]))
-            states = set(_pareto(nxt))
-    return _pareto(states)
+def _mask(prof: MigProfile, reqs: tuple[Requirement, ...]) -> int:
+    return sum(1 << j for j, r in enumerate(reqs) if r.seats > 0 and r.qualifies(prof))
 
 
-def _dominates(a: Option, b: Option) -> bool:
-    return (
-        all(x >= y for x, y in zip(a.seats, b.seats, strict=True))
-        and a.stranded.total <= b.stranded.total
-    )
+def _covers(q: _Choice, p: _Choice) -> bool:
+    """Whether the instances of ``q`` can stand in for all of ``p``'s (Hall's condition)."""
+    for pick in range(1, 1 << len(p.supply)):
+        chosen = [(m, c) for i, (m, c) in enumerate(p.supply) if pick >> i & 1]
+        have = sum(c for t, c in q.supply if any(t & m == m for m, _ in chosen))
+        if have < sum(c for _, c in chosen):
+            return False
+    return True
 
 
 @functools.cache
-def options(
-    model: GpuModel, reqs: tuple[Requirement, ...], allow_sharing: bool
-) -> tuple[Option, ...]:
-    """Non-dominated options for one GPU of ``model``, most seats first."""
-    found: dict[tuple[Vec, int], Option] = {}
-    for lay in maximal_layouts(model):
-        st = stranded(model, lay)
-        for vec in layout_vectors(lay, reqs):
-            found.setdefault((vec, st.total), Option(lay, vec, st))
+def layout_table(model: GpuModel) -> tuple[tuple[Layout, Stranded], ...]:
+    """Every maximal layout of ``model`` with its stranded capacity (computed once per model)."""
+    return tuple((lay, stranded(model, lay)) for lay in maximal_layouts(model))
+
+
+@functools.cache
+def choices(
+    model: GpuModel, reqs: tuple[Requirement, ...], allow_sharing: bool, costed: bool = True
+) -> tuple[_Choice, ...]:
+    """The ways to set up one GPU of ``model`` that no other way beats.
+
+    One per maximal layout (instances counted per class, the least stranded layout kept per
+    count), plus with sharing one per requirement served by the whole GPU. A choice is dropped
+    when another one's instances can stand in for all of its instances at no more stranded
+    slices (``costed=False``: whatever the stranded slices).
+    """
+    found: dict[tuple[tuple[int, int], ...], _Choice] = {}
+    for lay, st in layout_table(model):
+        counts = Counter(_mask(i.profile, reqs) for i in lay.instances)
+        supply = tuple(sorted((m, c) for m, c in counts.items() if m))
+        old = found.get(supply)
+        if old is None or (costed and st.total < old.stranded.total):
+            found[supply] = _Choice(lay, st, supply)
     if allow_sharing:
         for j, r in enumerate(reqs):
             seats = min(r.shared_seats(model), r.seats)
             if seats > 0:
-                vec = tuple(seats if i == j else 0 for i in range(len(reqs)))
-                found.setdefault((vec, 0), Option(None, vec, Stranded(0, 0)))
-    cands = sorted(found.values(), key=lambda o: (-sum(o.seats), o.stranded.total))
-    kept: list[Option] = []
-    for o in cands:
-        if not any(_dominates(k, o) for k in kept):
-            kept.append(o)
+                supply = ((1 << j, seats),)
+                old = found.get(supply)
+                if old is None or (costed and old.stranded.total > 0):
+                    found[supply] = _Choice(None, Stranded(0, 0), supply)
+    cands = list(found.values())
+
+    def cost(ch: _Choice) -> int:
+        return ch.stranded.total if costed else 0
+
+    kept: list[_Choice] = []
+    for i, p in enumerate(cands):
+        beaten = any(
+            k != i
+            and cost(q) <= cost(p)
+            and _covers(q, p)
+            and (k < i or cost(q) < cost(p) or not _covers(p, q))
+            for k, q in enumerate(cands)
+        )
+        if not beaten:
+            kept.append(p)
     return tuple(kept)
 
 
-def _search(
-    models: list[GpuModel], reqs: tuple[Requirement, ...], allow_sharing: bool, track: bool
-) -> tuple[Vec, list[Option]]:
-    """Exact DP over GPUs; returns the best capped seat vector and (if ``track``) the options."""
-    caps = tuple(r.seats for r in reqs)
-    front: dict[Vec, int] = {tuple(0 for _ in reqs): 0}
-    back: list[dict[Vec, tuple[Vec, int]]] = []
-    for model in models:
-        opts = options(model, reqs, allow_sharing)
-        nxt: dict[Vec, int] = {}
-        step: dict[Vec, tuple[Vec, int]] = {}
-        for vec, cost in front.items():
-            for k, o in enumerate(opts):
-                new = tuple(min(c, a + b) for a, b, c in zip(vec, o.seats, caps, strict=True))
-                total = cost + o.stranded.total
-                old = nxt.get(new)
-                if old is None or total < old:
-                    nxt[new] = total
-                    if track:
-                        step[new] = (vec, k)
-        front = _prune(nxt)
-        if track:
-            back.append(step)
-        if not track and caps in front:
-            break
-    best = max(front, key=lambda v: (sum(v), -front[v]))
-    chosen: list[Option] = []
-    if track:
-        vec = best
-        for model, step in zip(reversed(models), reversed(back), strict=True):
-            prev, k = step[vec]
-            chosen.append(options(model, reqs, allow_sharing)[k])
-            vec = prev
-        chosen.reverse()
-    return best, chosen
+@dataclass(frozen=True)
+class _Pools:
+    """How the search's groups and columns map back to models: models whose setups are alike
+    (same instances per class, same extra stranded slices) share one group."""
+
+    members: tuple[tuple[GpuModel, ...], ...]
+    payload: tuple[tuple[_Choice, ...], ...]  # per column, the choice for each member model
+
+    def group(self, model: GpuModel) -> int:
+        return next(g for g, models in enumerate(self.members) if model in models)
 
 
-def _prune(states: dict[Vec, int]) -> dict[Vec, int]:
-    ordered = sorted(states.items(), key=lambda kv: (-sum(kv[0]), kv[1]))
-    kept: list[tuple[Vec, int]] = []
-    for vec, cost in ordered:
-        for v, c in kept:
-            if c <= cost and all(map(operator.ge, v, vec)):
-                break
-        else:
-            kept.append((vec, cost))
-    return dict(kept)
+def _problem(
+    groups: list[tuple[GpuModel, int]],
+    reqs: tuple[Requirement, ...],
+    allow_sharing: bool,
+    costed: bool,
+) -> tuple[Problem, _Pools]:
+    per_model = [choices(model, reqs, allow_sharing, costed) for model, _ in groups]
+    classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
+    index = {m: s for s, m in enumerate(classes)}
+    pools: dict[tuple[tuple[tuple[int, ...], int], ...], list[tuple[GpuModel, int, list[_Choice]]]]
+    pools = {}
+    for (model, n), chs in zip(groups, per_model, strict=True):
+        cheapest = min(ch.stranded.total for ch in chs) if costed else 0
+        keyed = []
+        for ch in chs:
+            supply = [0] * len(classes)
+            for m, c in ch.supply:
+                supply[index[m]] = c
+            keyed.append(((tuple(supply), ch.stranded.total - cheapest if costed else 0), ch))
+        keyed.sort(key=lambda kc: kc[0])
+        pools.setdefault(tuple(k for k, _ in keyed), []).append((model, n, [c for _, c in keyed]))
+    columns: list[Column] = []
+    payload: list[tuple[_Choice, ...]] = []
+    for g, (signature, pooled) in enumerate(pools.items()):
+        for p, (vector, extra) in enumerate(signature):
+            columns.append(Column(g, vector, extra))
+            payload.append(tuple(chs[p] for _, _, chs in pooled))
+    sizes = tuple(sum(n for _, n, _ in pooled) for pooled in pools.values())
+    problem = Problem(tuple(classes), tuple(r.seats for r in reqs), sizes, tuple(columns))
+    members = tuple(tuple(m for m, _, _ in pooled) for pooled in pools.values())
+    return problem, _Pools(members, tuple(payload))
 
 
 def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
@@ -254,46 +268,146 @@ def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
     return out
 
 
-def _group(
+def _allocate(problem: Problem, counts: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """A maximum flow ``flow[class][requirement]`` for the column counts (augmenting paths)."""
+    nclass, nreq = len(problem.classes), len(problem.demand)
+    left = [
+        sum(n * col.supply[s] for n, col in zip(counts, problem.columns, strict=True))
+        for s in range(nclass)
+    ]
+    need = list(problem.demand)
+    flow = [[0] * nreq for _ in range(nclass)]
+    while True:
+        via_class = [-1] * nreq  # class through which a requirement was reached
+        via_req = [-2] * nclass  # requirement through which a class was reached (-1: source)
+        queue = [s for s in range(nclass) if left[s] > 0]
+        for s in queue:
+            via_req[s] = -1
+        end = -1
+        while queue and end < 0:
+            nxt: list[int] = []
+            for s in queue:
+                for j in range(nreq):
+                    if not problem.classes[s] >> j & 1 or via_class[j] >= 0:
+                        continue
+                    via_class[j] = s
+                    if need[j] > 0:
+                        end = j
+                        break
+                    for t in range(nclass):
+                        if flow[t][j] > 0 and via_req[t] == -2:
+                            via_req[t] = j
+                            nxt.append(t)
+                if end >= 0:
+                    break
+            queue = nxt
+        if end < 0:
+            break
+        path: list[tuple[int, int, int]] = []  # (class, requirement, +1 forward / -1 backward)
+        j = end
+        while True:
+            s = via_class[j]
+            path.append((s, j, 1))
+            if via_req[s] < 0:
+                break
+            j = via_req[s]
+            path.append((s, j, -1))
+        start = path[-1][0]
+        amount = min([left[start], need[end]] + [flow[s][j] for s, j, d in path if d < 0])
+        for s, j, d in path:
+            flow[s][j] += d * amount
+        left[start] -= amount
+        need[end] -= amount
+    return tuple(tuple(row) for row in flow)
+
+
+def _deal(
     assigned: list[tuple[str, int, GpuModel]],
-    chosen: list[Option],
-    reqs: tuple[Requirement, ...],
-    allow_sharing: bool,
-) -> list[Option]:
-    """Re-deal the chosen options among GPUs of one model so nodes get uniform layouts."""
-    per_model: dict[str, list[tuple[int, Option]]] = {}
-    for (_, _, model), opt in zip(assigned, chosen, strict=True):
-        per_model.setdefault(model.name, []).append(
-            (options(model, reqs, allow_sharing).index(opt), opt)
+    sizes: dict[GpuModel, int],
+    problem: Problem,
+    pools: _Pools,
+    counts: tuple[int, ...],
+) -> tuple[tuple[GpuAssignment, ...], Vec]:
+    """Hand the chosen setups to the GPUs and split the served seats among them.
+
+    GPUs left unused by the search get their group's least stranded setup. Per model the most
+    used setup goes to the first GPUs, so that a node's GPUs share one layout where possible.
+    """
+    final = list(counts)
+    queue: dict[GpuModel, list[_Choice]] = {}
+    for g, models in enumerate(pools.members):
+        cols = [p for p, col in enumerate(problem.columns) if col.group == g]
+        idle = problem.sizes[g] - sum(final[p] for p in cols)
+        if idle:
+            free = [p for p in cols if problem.columns[p].cost == 0]
+            final[max(free, key=lambda p: (final[p], -p))] += idle
+        left = {p: final[p] for p in cols}
+        for k, model in enumerate(models):
+            queue[model] = []
+            for p in sorted(cols, key=lambda p: (-left[p], p)):
+                take = min(left[p], sizes[model] - len(queue[model]))
+                queue[model] += [pools.payload[p][k]] * take
+                left[p] -= take
+    flow = [list(row) for row in _allocate(problem, tuple(final))]
+    index = {m: s for s, m in enumerate(problem.classes)}
+    out: list[GpuAssignment] = []
+    cursor: Counter[GpuModel] = Counter()
+    for node, gpu, model in assigned:
+        choice = queue[model][cursor[model]]
+        cursor[model] += 1
+        seats = [0] * len(problem.demand)
+        for mask, count in choice.supply:
+            row = flow[index[mask]]
+            for j, avail in enumerate(row):
+                take = min(avail, count)
+                row[j] -= take
+                seats[j] += take
+                count -= take
+        out.append(
+            GpuAssignment(node, gpu, model, Option(choice.layout, tuple(seats), choice.stranded))
         )
-    for opts in per_model.values():
-        freq = Counter(rank for rank, _ in opts)
-        opts.sort(key=lambda ro: (-freq[ro[0]], ro[0]))
-    cursor: Counter[str] = Counter()
-    out: list[Option] = []
-    for _, _, model in assigned:
-        out.append(per_model[model.name][cursor[model.name]][1])
-        cursor[model.name] += 1
-    return out
+    satisfied = tuple(sum(g.option.seats[j] for g in out) for j in range(len(problem.demand)))
+    return tuple(out), satisfied
 
 
-def _meets(models: list[GpuModel], reqs: tuple[Requirement, ...], allow_sharing: bool) -> bool:
-    best, _ = _search(models, reqs, allow_sharing, track=False)
-    return best == tuple(r.seats for r in reqs)
+def _meets(problem: Problem, group: int, extra: int) -> bool:
+    sizes = tuple(n + extra if g == group else n for g, n in enumerate(problem.sizes))
+    return reaches(replace(problem, sizes=sizes), sum(problem.demand))
 
 
 def _smallest(
-    base: list[GpuModel], model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool
+    base: dict[GpuModel, int], model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool
 ) -> int | None:
-    """Smallest n such that ``base`` plus n GPUs of ``model`` meets the demand."""
-    if not _meets(base + [model] * sum(r.seats for r in reqs), reqs, sharing):
-        return None
-    lo, hi = 0, 1
-    while not _meets(base + [model] * hi, reqs, sharing):
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
+    """Smallest n such that ``base`` plus n GPUs of ``model`` meets the demand (which base alone
+    does not): a guess from the linear relaxation, checked exactly and corrected by search."""
+    sizes = dict(base)
+    sizes.setdefault(model, 0)
+    problem, pools = _problem(list(sizes.items()), reqs, sharing, costed=False)
+    group = pools.group(model)
+    demand = sum(problem.demand)
+    guess = least_extra(problem, group)
+    if guess is None:
+        if not _meets(problem, group, demand):
+            return None
+        lo, hi = 0, demand
+    else:
+        first = min(max(1, math.ceil(guess - 1e-6)), max(demand, 1))
+        if _meets(problem, group, first):
+            if first == 1 or not _meets(problem, group, first - 1):
+                return first
+            lo, hi = 0, first - 1
+        else:
+            lo, step = first, 1
+            while True:  # gallop up; n = demand always meets if any n does
+                hi = min(lo + step, demand)
+                if _meets(problem, group, hi):
+                    break
+                if hi >= demand:
+                    return None
+                lo, step = hi, step * 2
+    while hi - lo > 1:  # lo does not meet the demand, hi does
         mid = (lo + hi) // 2
-        if _meets(base + [model] * mid, reqs, sharing):
+        if _meets(problem, group, mid):
             hi = mid
         else:
             lo = mid
@@ -306,20 +420,19 @@ def plan_nodes(
     reqs: tuple[Requirement, ...],
     allow_sharing: bool = False,
 ) -> MultiPlan:
-    """Choose one layout per GPU maximising satisfied seats over all requirements."""
+    """Choose one layout per GPU maximising satisfied seats, then minimising stranded slices."""
     assigned = _gpus(nodes)
-    models = [m for _, _, m in assigned]
-    best, chosen = _search(models, reqs, allow_sharing, track=True)
-    chosen = _group(assigned, chosen, reqs, allow_sharing)
-    gpus = tuple(
-        GpuAssignment(node, index, model, opt)
-        for (node, index, model), opt in zip(assigned, chosen, strict=True)
-    )
+    sizes: dict[GpuModel, int] = {}
+    for _, _, model in assigned:
+        sizes[model] = sizes.get(model, 0) + 1
+    problem, pools = _problem(list(sizes.items()), reqs, allow_sharing, costed=True)
+    best = solve(problem)
+    gpus, satisfied = _deal(assigned, sizes, problem, pools, best.counts)
     alternatives: list[ExtraGpus] = []
-    if best != tuple(r.seats for r in reqs):
+    if sum(satisfied) < sum(r.seats for r in reqs):
         for model in catalog.models:
-            extra = _smallest(models, model, reqs, allow_sharing)
-            alone = _smallest([], model, reqs, allow_sharing)
+            extra = _smallest(sizes, model, reqs, allow_sharing)
+            alone = _smallest({}, model, reqs, allow_sharing)
             if extra is not None and alone is not None:
                 alternatives.append(ExtraGpus(model.name, extra, alone))
-    return MultiPlan(reqs, gpus, best, tuple(alternatives))
+    return MultiPlan(reqs, gpus, satisfied, tuple(alternatives))

@@ -1,20 +1,28 @@
-"""The multi-requirement planner against brute force and the reference lab."""
+"""The multi-requirement planner against brute force, a per-GPU dynamic programme and the
+reference lab."""
 
 import functools
 import itertools
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub_ext.core.layouts import Layout, maximal_layouts, stranded
-from hub_ext.core.mig import GpuModel, load_catalog
+from hub_ext.core.layouts import maximal_layouts, stranded
+from hub_ext.core.mig import Catalog, GpuModel, MigProfile, load_catalog
 from hub_ext.core.migparted import node_configs, render
-from hub_ext.core.multiplan import ExtraGpus, Node, Requirement, plan_nodes
+from hub_ext.core.multiplan import ExtraGpus, MultiPlan, Node, Requirement, plan_nodes
+from hub_ext.core.multiplan_ip import Column, Problem, reaches, seats_served, simplex, solve
 
 CAT = load_catalog()
 A100 = CAT.model("A100-40GB")
+A80 = CAT.model("A100-80GB")
+H100 = CAT.model("H100-80GB")
 A30 = CAT.model("A30-24GB")
+MODELS = (A100, A80, H100, A30)
+NO_ALTERNATIVES = Catalog(models=())
 GIB = 2**30
+Vec = tuple[int, ...]
 
 
 def test_reference_lab() -> None:
@@ -47,87 +55,372 @@ def test_sharing_serves_small_seats() -> None:
     assert plan_nodes(CAT, nodes, (Requirement(5, int(4.9e9)),), False).seats_max == 4
 
 
-@functools.cache
-def _best_allocation(profiles: tuple[tuple[str, int], ...], reqs: tuple[Requirement, ...]) -> int:
-    """Most seats the pooled instances can serve: exhaustive over instance-to-requirement maps."""
-    by_name = {p.name: p for m in (A100, A30) for p in m.profiles}
-    remaining = [r.seats for r in reqs]
-    flat = [name for name, n in profiles for _ in range(n)]
+def test_uniform_nodes_when_possible() -> None:
+    # 7 seats of >= 4 GiB per A100-40GB: 7x 1g.5gb strands a memory slice, 6x 1g.5gb plus
+    # 1x 1g.10gb strands nothing, so every GPU (and node) gets the latter
+    nodes = tuple(Node(f"n{i}", ((A100, 8),)) for i in range(4))
+    result = plan_nodes(CAT, nodes, (Requirement(32 * 7, 4 * GIB),))
+    assert result.feasible and result.stranded.total == 0
+    assert len({c.config for c in node_configs(result)}) == 1
 
-    def walk(i: int) -> int:
-        if i == len(flat):
-            return 0
-        best = walk(i + 1)
+
+def test_simplex_small_lp() -> None:
+    # max 3a + 2b st a + b <= 4, a + 3b <= 6, a <= 3: optimum a=3, b=1 (value 11)
+    tab = simplex([3.0, 2.0], [[1.0, 1.0], [1.0, 3.0], [1.0, 0.0]], [4.0, 6.0, 3.0])
+    assert [round(v, 9) for v in tab.x] == [3.0, 1.0]
+    assert abs(sum(d * b for d, b in zip(tab.duals, (4, 6, 3), strict=True)) - 11) < 1e-9
+    # a row with a negative right-hand side (a + b >= 2) starts from an artificial variable
+    tab = simplex([-1.0, -1.0], [[-1.0, -1.0], [1.0, 0.0]], [-2.0, 1.0])
+    assert abs(sum(tab.x) - 2) < 1e-9
+
+
+def test_integer_search_beats_its_relaxation_gap() -> None:
+    # 3 GPUs, each with 2 instances for requirement 0 or 2 for requirement 1; demand (3, 3):
+    # the relaxation serves 6 seats with 1.5 GPUs each way, whole GPUs only 5
+    problem = Problem((1, 2), (3, 3), (3,), (Column(0, (2, 0), 0), Column(0, (0, 2), 0)))
+    best = solve(problem)
+    assert best.seats == 5 == seats_served(problem, best.counts)
+    assert reaches(problem, 5) and not reaches(problem, 6)
+
+
+# --- brute force ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _layout_table(model: GpuModel) -> tuple[tuple[tuple[tuple[MigProfile, int], ...], int], ...]:
+    """Every maximal layout of ``model`` as (instances per profile, stranded slices), once."""
+    return tuple(
+        (tuple(sorted(Counter(i.profile for i in lay.instances).items(), key=str)), st.total)
+        for lay in maximal_layouts(model)
+        for st in (stranded(model, lay),)
+    )
+
+
+def _gpu_choices(
+    model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool
+) -> list[tuple[tuple[tuple[str, int], ...], int]]:
+    """What one GPU can offer: its instances per profile (only profiles some requirement with
+    seats accepts, so that layouts differing in useless instances collapse) and the least
+    stranded slices for that; with sharing, whole-GPU seats of one requirement."""
+    best: dict[tuple[tuple[str, int], ...], int] = {}
+    for counts, cost in _layout_table(model):
+        useful = tuple(
+            (p.name, n) for p, n in counts if any(r.seats and r.qualifies(p) for r in reqs)
+        )
+        best[useful] = min(best.get(useful, cost), cost)
+    if sharing:
         for j, r in enumerate(reqs):
-            if remaining[j] > 0 and r.qualifies(by_name[flat[i]]):
-                remaining[j] -= 1
-                best = max(best, 1 + walk(i + 1))
-                remaining[j] += 1
+            if r.shared_seats(model) and r.seats:
+                best.setdefault(((f"shared-{j}", min(r.shared_seats(model), r.seats)),), 0)
+    return list(best.items())
+
+
+def _most_seats(pool: tuple[tuple[str, int], ...], reqs: tuple[Requirement, ...]) -> int:
+    """Most seats the pooled instances serve, trying every split of every profile's instances
+    among the requirements that accept it."""
+    profiles = {p.name: p for m in MODELS for p in m.profiles}
+
+    def accepts(j: int, name: str) -> bool:
+        if name.startswith("shared-"):
+            return int(name.removeprefix("shared-")) == j
+        return reqs[j].qualifies(profiles[name])
+
+    @functools.cache
+    def walk(i: int, need: Vec) -> int:
+        if i == len(pool):
+            return 0
+        name, count = pool[i]
+        targets = [j for j in range(len(reqs)) if need[j] and accepts(j, name)]
+        best = 0
+        for split in itertools.product(*(range(min(count, need[j]) + 1) for j in targets)):
+            if sum(split) <= count:
+                left = list(need)
+                for j, n in zip(targets, split, strict=True):
+                    left[j] -= n
+                best = max(best, sum(split) + walk(i + 1, tuple(left)))
         return best
 
-    return walk(0)
-
-
-def _choices(model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool) -> list[object]:
-    out: list[object] = list(maximal_layouts(model))
-    if sharing:
-        out += [(j, r.shared_seats(model)) for j, r in enumerate(reqs) if r.shared_seats(model)]
-    return out
+    return walk(0, tuple(r.seats for r in reqs))
 
 
 def _brute(gpus: list[GpuModel], reqs: tuple[Requirement, ...], sharing: bool) -> tuple[int, int]:
+    """(most seats, fewest stranded slices for that) over every choice for every GPU (GPUs of
+    one model are interchangeable, so combinations with repetition per model)."""
+    per_model = Counter(gpus)
+    options = [
+        itertools.combinations_with_replacement(_gpu_choices(m, reqs, sharing), n)
+        for m, n in per_model.items()
+    ]
+    scores: dict[tuple[tuple[str, int], ...], int] = {}
     best = (-1, 0)
-    for combo in itertools.product(*(_choices(m, reqs, sharing) for m in gpus)):
-        pooled: dict[str, int] = {}
-        shared = [0 for _ in reqs]
+    for combo in itertools.product(*options):
+        pooled: Counter[str] = Counter()
         cost = 0
-        for model, choice in zip(gpus, combo, strict=True):
-            if isinstance(choice, Layout):
-                cost += stranded(model, choice).total
-                for name, n in choice.counts().items():
-                    pooled[name] = pooled.get(name, 0) + n
-            else:
-                j, seats = choice  # type: ignore[misc]
-                shared[j] += seats
-        # shared seats go first (they serve only their requirement), MIG instances the rest
-        left = tuple(
-            Requirement(max(r.seats - s, 0), r.min_memory_bytes, r.min_compute_slices, r.profile)
-            for r, s in zip(reqs, shared, strict=True)
-        )
-        seats = sum(min(r.seats, s) for r, s in zip(reqs, shared, strict=True))
-        seats += _best_allocation(tuple(sorted(pooled.items())), left)
-        best = max(best, (seats, -cost))
+        for picks in combo:
+            for counts, stranded_slices in picks:
+                cost += stranded_slices
+                for name, n in counts:
+                    pooled[name] += n
+        key = tuple(sorted(pooled.items()))
+        if key not in scores:
+            scores[key] = _most_seats(key, reqs)
+        best = max(best, (scores[key], -cost))
     return best[0], -best[1]
 
 
+def _check_plan(result: MultiPlan, gpus: list[GpuModel], sharing: bool) -> None:
+    """What every plan promises, whatever its optimality."""
+    reqs = result.requirements
+    assert sorted(g.model.name for g in result.gpus) == sorted(m.name for m in gpus)
+    assert all(s <= r.seats for s, r in zip(result.satisfied, reqs, strict=True))
+    total = [0 for _ in reqs]
+    for g in result.gpus:
+        seats = g.option.seats
+        total = [a + b for a, b in zip(total, seats, strict=True)]
+        if g.option.layout is None:
+            assert sharing and sum(1 for s in seats if s) <= 1 and g.option.stranded.total == 0
+            j = max(range(len(reqs)), key=lambda k: seats[k])
+            assert seats[j] <= reqs[j].shared_seats(g.model)
+            continue
+        assert g.option.layout in maximal_layouts(g.model)
+        assert g.option.stranded == stranded(g.model, g.option.layout)
+        pool = tuple(sorted(g.option.layout.counts().items()))
+        capped = tuple(
+            Requirement(s, r.min_memory_bytes, r.min_compute_slices, r.profile)
+            for r, s in zip(reqs, seats, strict=True)
+        )
+        assert _most_seats(pool, capped) == sum(seats)  # the GPU's instances serve its seats
+    assert tuple(total) == result.satisfied
+    assert result.feasible == (result.seats_max == result.seats_requested)
+
+
+PROFILES = ["1g.5gb", "1g.6gb", "1g.10gb", "2g.10gb", "2g.12gb", "3g.20gb", "4g.24gb", "1g.20gb"]
+PROFILES += ["2g.20gb", "3g.40gb"]
 requirement = st.one_of(
     st.builds(
         Requirement,
         seats=st.integers(0, 6),
-        min_memory_bytes=st.sampled_from([4 * GIB, 8 * GIB, 10 * 10**9, 20 * GIB, 24 * GIB]),
+        min_memory_bytes=st.sampled_from(
+            [4 * GIB, 8 * GIB, 10 * 10**9, 12 * 10**9, 20 * GIB, 20 * 10**9, 24 * GIB, 40 * 10**9]
+        ),
         min_compute_slices=st.integers(0, 3),
     ),
     st.builds(
         Requirement,
         seats=st.integers(0, 4),
-        profile=st.sampled_from(["1g.5gb", "1g.6gb", "2g.10gb", "2g.12gb", "3g.20gb", "4g.24gb"]),
+        profile=st.sampled_from(PROFILES),
     ),
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(
-    a100=st.integers(0, 1),
-    a30=st.integers(0, 2),
+    gpus=st.lists(st.sampled_from(MODELS), min_size=1, max_size=3),
+    split=st.integers(0, 3),
     reqs=st.lists(requirement, min_size=1, max_size=3),
     sharing=st.booleans(),
 )
-def test_against_brute_force(a100: int, a30: int, reqs: list[Requirement], sharing: bool) -> None:
+def test_against_brute_force(
+    gpus: list[GpuModel], split: int, reqs: list[Requirement], sharing: bool
+) -> None:
     demand = tuple(reqs)
-    nodes = (Node("x", ((A100, a100),)), Node("y", ((A30, a30),)))
-    result = plan_nodes(CAT, nodes, demand, sharing)
-    seats, cost = _brute([A100] * a100 + [A30] * a30, demand, sharing)
+    nodes = (
+        Node("x", tuple((m, 1) for m in gpus[:split])),
+        Node("y", tuple((m, 1) for m in gpus[split:])),
+    )
+    result = plan_nodes(NO_ALTERNATIVES, nodes, demand, sharing)
+    seats, cost = _brute(gpus, demand, sharing)
     assert result.seats_max == seats
     assert result.stranded.total == cost
-    assert all(s <= r.seats for s, r in zip(result.satisfied, demand, strict=True))
-    assert result.feasible == (seats == result.seats_requested)
+    _check_plan(result, gpus, sharing)
+
+
+# --- medium instances against the per-GPU dynamic programme --------------------------------
+
+
+def _seat_vectors(model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool) -> dict[Vec, int]:
+    """Every seat vector (capped at demand) one GPU can serve, with its least stranded slices."""
+    caps = tuple(r.seats for r in reqs)
+    out: dict[Vec, int] = {}
+    for counts, cost in _layout_table(model):
+        states: set[Vec] = {tuple(0 for _ in reqs)}
+        for prof, n in counts:
+            targets = [j for j, r in enumerate(reqs) if r.qualifies(prof)]
+            for _ in range(n):
+                states |= {
+                    (*v[:j], v[j] + 1, *v[j + 1 :])
+                    for v in states
+                    for j in targets
+                    if v[j] < caps[j]
+                }
+        for v in states:
+            out[v] = min(out.get(v, cost), cost)
+    if sharing:
+        for j, r in enumerate(reqs):
+            v = tuple(
+                min(r.shared_seats(model), r.seats) if k == j else 0 for k in range(len(reqs))
+            )
+            out[v] = 0
+    return out
+
+
+def _dp(gpus: list[GpuModel], reqs: tuple[Requirement, ...], sharing: bool) -> tuple[int, int]:
+    """GPU by GPU, the least stranded slices for every reachable capped seat vector."""
+    caps = tuple(r.seats for r in reqs)
+    front: dict[Vec, int] = {tuple(0 for _ in reqs): 0}
+    for model in gpus:
+        nxt: dict[Vec, int] = {}
+        for v, c in front.items():
+            for w, k in _seat_vectors(model, reqs, sharing).items():
+                u = tuple(min(cap, a + b) for a, b, cap in zip(v, w, caps, strict=True))
+                nxt[u] = min(nxt.get(u, c + k), c + k)
+        ordered = sorted(nxt.items(), key=lambda vc: (-sum(vc[0]), vc[1]))
+        front = {}
+        for v, c in ordered:
+            if not any(
+                k <= c and all(a >= b for a, b in zip(w, v, strict=True)) for w, k in front.items()
+            ):
+                front[v] = c
+    seats, cost = max(((sum(v), -c) for v, c in front.items()))
+    return seats, -cost
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    counts=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+    reqs=st.lists(
+        st.builds(
+            Requirement,
+            seats=st.integers(0, 12),
+            min_memory_bytes=st.sampled_from([5 * 10**9, 8 * GIB, 12 * 10**9, 20 * 10**9]),
+            min_compute_slices=st.integers(0, 3),
+        )
+        | st.builds(
+            Requirement, seats=st.integers(0, 6), profile=st.sampled_from(["2g.10gb", "3g.40gb"])
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    sharing=st.booleans(),
+)
+def test_against_per_gpu_dp(counts: list[int], reqs: list[Requirement], sharing: bool) -> None:
+    gpus = [m for m, n in zip(MODELS, counts, strict=True) for _ in range(n)]
+    nodes = (Node("n", tuple((m, n) for m, n in zip(MODELS, counts, strict=True))),)
+    result = plan_nodes(NO_ALTERNATIVES, nodes, tuple(reqs), sharing)
+    assert (result.seats_max, result.stranded.total) == _dp(gpus, tuple(reqs), sharing)
+    _check_plan(result, gpus, sharing)
+
+
+# --- alternatives and large inventories ----------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    count=st.integers(0, 6),
+    reqs=st.lists(requirement, min_size=1, max_size=3),
+    sharing=st.booleans(),
+)
+def test_alternatives_are_smallest(count: int, reqs: list[Requirement], sharing: bool) -> None:
+    nodes = (Node("n", ((A30, count),)),)
+    result = plan_nodes(CAT, nodes, tuple(reqs), sharing)
+    for alt in result.alternatives:
+        model = CAT.model(alt.model)
+        for extra, ok in ((alt.extra, True), (alt.extra - 1, False)):
+            grown = (*nodes, Node("more", ((model, extra),)))
+            assert plan_nodes(NO_ALTERNATIVES, grown, tuple(reqs), sharing).feasible == ok
+        for alone, ok in ((alt.alone, True), (alt.alone - 1, False)):
+            own = (Node("own", ((model, alone),)),)
+            assert plan_nodes(NO_ALTERNATIVES, own, tuple(reqs), sharing).feasible == ok
+    if result.feasible:
+        assert result.alternatives == ()
+
+
+def test_thousand_gpus_keep_promises() -> None:
+    gpus = [MODELS[i % 4] for i in range(125) for _ in range(8)]
+    nodes = tuple(Node(f"n{i}", ((MODELS[i % 4], 8),)) for i in range(125))
+    reqs = (
+        Requirement(1500, 8 * GIB),
+        Requirement(450, profile="3g.20gb"),
+        Requirement(600, 20 * 10**9),
+        Requirement(450, 40 * 10**9),
+    )
+    result = plan_nodes(CAT, nodes, reqs)
+    assert result.feasible and result.satisfied == (1500, 450, 600, 450)
+    _check_plan(result, gpus, False)
+    # the same inventory listed in another order plans the same seats and stranded slices
+    shuffled = plan_nodes(CAT, tuple(reversed(nodes)), reqs)
+    assert (shuffled.seats_max, shuffled.stranded) == (result.seats_max, result.stranded)
+
+
+# --- the integer search on its own, against enumeration of every count ----------------------
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> Problem:
+    nreq = draw(st.integers(1, 3))
+    classes = tuple(sorted(draw(st.sets(st.integers(1, 2**nreq - 1), min_size=1, max_size=3))))
+    sizes = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=3)))
+    columns = [
+        Column(g, tuple(draw(st.integers(0, 3)) for _ in classes), cost)
+        for g in range(len(sizes))
+        for cost in draw(st.lists(st.integers(0, 3), min_size=1, max_size=3))
+    ]
+    demand = tuple(draw(st.integers(0, 8)) for _ in range(nreq))
+    return Problem(classes, demand, sizes, tuple(columns))
+
+
+def _enumerate(problem: Problem) -> tuple[int, int]:
+    """(most seats, least cost for that) over every count vector, seats by exhaustive split."""
+    per_group = []
+    for g, size in enumerate(problem.sizes):
+        cols = [p for p, c in enumerate(problem.columns) if c.group == g]
+        per_group.append(
+            [
+                dict(zip(cols, split, strict=True))
+                for split in itertools.product(range(size + 1), repeat=len(cols))
+                if sum(split) <= size
+            ]
+        )
+    best = (-1, 0)
+    for picks in itertools.product(*per_group):
+        counts = {p: n for pick in picks for p, n in pick.items()}
+        pool: Counter[int] = Counter()
+        for p, n in counts.items():
+            for cls, a in zip(problem.classes, problem.columns[p].supply, strict=True):
+                pool[cls] += n * a
+        seats = _serve(tuple(sorted(pool.items())), problem.demand)
+        cost = sum(n * problem.columns[p].cost for p, n in counts.items())
+        best = max(best, (seats, -cost))
+    return best[0], -best[1]
+
+
+@functools.cache
+def _serve(pool: tuple[tuple[int, int], ...], need: Vec) -> int:
+    """Most seats: every split of every class's instances among the requirements it serves."""
+    if not pool:
+        return 0
+    (cls, count), rest = pool[0], pool[1:]
+    targets = [j for j in range(len(need)) if cls >> j & 1 and need[j]]
+    best = 0
+    for split in itertools.product(*(range(min(count, need[j]) + 1) for j in targets)):
+        if sum(split) <= count:
+            left = list(need)
+            for j, n in zip(targets, split, strict=True):
+                left[j] -= n
+            best = max(best, sum(split) + _serve(rest, tuple(left)))
+    return best
+
+
+@settings(max_examples=400, deadline=None)
+@given(problem=problems())
+def test_integer_search_against_enumeration(problem: Problem) -> None:
+    best = solve(problem)
+    assert (best.seats, best.cost) == _enumerate(problem)
+    assert best.seats == seats_served(problem, best.counts)
+    assert best.cost == sum(n * c.cost for n, c in zip(best.counts, problem.columns, strict=True))
+    for g, size in enumerate(problem.sizes):
+        assert (
+            sum(n for n, c in zip(best.counts, problem.columns, strict=True) if c.group == g)
+            <= size
+        )
+    assert reaches(problem, best.seats) and not reaches(problem, best.seats + 1)
