@@ -2,20 +2,17 @@
 
 Method (see ``docs/explanation/mig-planner.md``):
 
-1. Per GPU model, every maximal MIG layout is enumerated (at most a few dozen per model).
-   A layout does not fix which requirement an instance serves, so each layout yields the
-   Pareto-maximal *seat vectors* (seats per requirement) its instances can serve, capped at the
-   demand. With sharing allowed, "MIG disabled, the whole GPU shared by seats of requirement j"
-   is one more option. Options with the same (seat vector, stranded slices) are merged, and
-   options dominated by another option of the same model (more seats everywhere, fewer stranded
-   slices) are dropped.
-2. GPUs are processed one by one; the search keeps, for every reachable capped seat vector,
-   the least stranded capacity reaching it, and drops states dominated by another state
-   (componentwise more seats and no more stranded slices). Because the objective (sum of
-   ``min(demand, seats)``) is monotone in the seat vector and stranded slices add up, dominance
-   pruning never discards an optimal completion, so the result is exact: most satisfied seats,
-   then fewest stranded slices. The remaining tie-break, fewest distinct layouts, is applied by
-   preferring, among equal options, the layout already used most.
+1. Per GPU model, every maximal MIG layout (computed once per model) is reduced to its instances
+   per *class*, the set of requirements an instance can serve; with sharing allowed, "MIG
+   disabled, the whole GPU shared by seats of requirement j" is one more choice. Per count the
+   least stranded layout is kept, and a choice is dropped when another one's instances can stand
+   in for all of its instances at no more stranded slices. Models with identical choices pool.
+2. GPUs of one model are interchangeable, so the plan is how many GPUs of each model use each
+   choice: a small integer programme (``multiplan_ip``) solved exactly, first for the most
+   satisfied seats, then for the fewest stranded slices.
+3. The counts are dealt to the GPUs, most used layout first so that a node's GPUs share one
+   layout where possible (a preference, not an exhaustive minimisation of distinct layouts), and
+   a maximum flow splits the served seats among requirements and GPUs.
 """
 
 from __future__ import annotations

@@ -1,26 +1,20 @@
 """Exact integer search behind ``multiplan``: how many GPUs of each group use each column.
 
-GPUs of one model are interchangeable, so a plan is a count per (group, column), where a column
-is one way to set up a GPU: how many instances of each *class* it offers (a class is the set of
-requirements an instance can serve, as a bitmask) and its cost (stranded slices). The seats served
-are the maximum flow from classes to requirements, which by max-flow/min-cut is
+A column is one way to set up a GPU: its instances per *class* (the set of requirements an
+instance can serve, a bitmask) and its cost (stranded slices). Seats served are the maximum flow
+from classes to requirements: ``min over cuts J of demand(J) + instances of classes not in J``.
 
-    seats(counts) = min over cuts J of ( demand(J) + instances of classes not inside J ),
-
-where only cuts that are unions of classes matter.
-
-The search is lexicographic: first the most seats, then, among plans with that many seats, the
-least cost. Each phase is a branch and bound over the counts. Every node solves the linear
-relaxation with a dense simplex in floating point, but pruning never trusts floating point: the
-simplex's duals are rounded to integers over a power of two and plugged into the Lagrangian
-relaxation of the class rows (and, in the second phase, of the "at least that many seats" row),
-which bounds the node from above for *any* non-negative multipliers and is evaluated in exact
-integer arithmetic. Incumbents come from rounding the relaxation down, a greedy fill and one-GPU
-swaps, all evaluated exactly. Branching until every node is pruned makes the result exact.
+Lexicographic: first the most seats, then the least cost among plans with that many seats. Each
+phase is a best-first branch and bound over the counts, with Gomory cuts at the root. Relaxations
+are solved in floating point, but pruning never trusts floating point: duals are rounded and
+plugged into a Lagrangian relaxation, an upper bound for *any* non-negative multipliers, computed
+in exact integer arithmetic; cuts are derived in exact rational arithmetic. So the result is exact.
+See ``docs/explanation/mig-planner.md``.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -48,11 +42,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Problem:
-    """Give every GPU of every group a column or leave it unused (no seats, cost 0).
-
-    Costs are relative to the cheapest column of each group (the caller gives an unused GPU that
-    column, which serves at least nothing at the same cost), so they are non-negative.
-    """
+    """Give every GPU of every group a column or leave it unused (no seats, cost 0): costs are
+    relative to the group's cheapest column, which the caller gives to unused GPUs."""
 
     classes: tuple[int, ...]
     demand: tuple[int, ...]
@@ -106,13 +97,8 @@ def _mincut(problem: Problem) -> _MinCut:
         unions |= {u | cls for u in unions}
     cuts = sorted(unions)
     base = tuple(sum(d for j, d in enumerate(problem.demand) if cut >> j & 1) for cut in cuts)
-    delta = tuple(
-        tuple(
-            sum(a for a, cls in zip(col.supply, problem.classes, strict=True) if cls & ~cut)
-            for cut in cuts
-        )
-        for col in problem.columns
-    )
+    pairs = [list(zip(col.supply, problem.classes, strict=True)) for col in problem.columns]
+    delta = tuple(tuple(sum(a for a, c in ac if c & ~cut) for cut in cuts) for ac in pairs)
     return _MinCut(base, delta)
 
 
@@ -124,24 +110,19 @@ def seats_served(problem: Problem, counts: tuple[int, ...]) -> int:
 
 @dataclass(frozen=True)
 class Tableau:
-    """Result of :func:`simplex`: values, row duals, basis, final tableau rows and objective."""
+    """Result of :func:`simplex`: values, row duals, basis and final tableau rows."""
 
     x: list[float]
     duals: list[float]
     basis: list[int]
     rows: list[list[float]]
-    value: float
 
 
 def simplex(obj: list[float], rows: list[list[float]], rhs: list[float]) -> Tableau:
-    """Maximise ``obj . x`` subject to ``rows . x <= rhs`` and ``x >= 0``.
-
-    Returns the values and the row duals of the last basis, with the basis and the tableau
-    (whose slack columns hold the inverse basis, used to derive cutting planes). Rows with a
-    negative right-hand side start from an artificial variable with a large penalty (big M).
-    Dantzig's rule, switching to Bland's rule after a run of degenerate pivots so that it cannot
-    cycle.
-    """
+    """Maximise ``obj . x`` subject to ``rows . x <= rhs`` and ``x >= 0`` (dense tableau; rows
+    with a negative right-hand side start from a big-M artificial variable; Dantzig's rule, then
+    Bland's after a run of degenerate pivots, so it cannot cycle). The tableau's slack columns
+    hold the inverse basis, from which cuts are derived."""
     m, n = len(rows), len(obj)
     arts = [i for i, b in enumerate(rhs) if b < 0]
     width = n + m + len(arts)
@@ -158,14 +139,10 @@ def simplex(obj: list[float], rows: list[list[float]], rhs: list[float]) -> Tabl
         z = [a - big * b for a, b in zip(z, tab[i], strict=True)]
     bland, stalled = False, 0
     for _ in range(50 * (width + 1)):
-        if bland:
-            enter = next((j for j in range(width) if z[j] < -_EPS), -1)
-        else:
-            enter = min(range(width), key=z.__getitem__, default=-1)
-            if enter >= 0 and z[enter] >= -_EPS:
-                enter = -1
-        if enter < 0:
+        improving = [j for j in range(width) if z[j] < -_EPS]
+        if not improving:
             break
+        enter = improving[0] if bland else min(improving, key=z.__getitem__)
         out, best = -1, math.inf
         for i in range(m):
             a = tab[i][enter]
@@ -191,18 +168,14 @@ def simplex(obj: list[float], rows: list[list[float]], rhs: list[float]) -> Tabl
     for i, var in enumerate(basis):
         if var < n:
             x[var] = tab[i][-1]
-    return Tableau(x, z[n : n + m], basis, tab, z[-1])
+    return Tableau(x, z[n : n + m], basis, tab)
 
 
 @dataclass(frozen=True)
 class _System:
-    """The constraints ``rows . v <= rhs`` over ``v`` = column counts then flows (class, req).
-
-    Rows: one per class (flow out of a class <= instances), one per requirement (flow in <=
-    demand), one per group (GPUs used <= GPUs), in the second phase the seat row (flow >=
-    ``need``), then cutting planes. Group and requirement rows are kept in the Lagrangian bound;
-    the others are relaxed with the duals of the linear relaxation.
-    """
+    """Rows ``rows . v <= rhs`` over v = column counts then flows (class, requirement): per
+    class (flow out <= instances), per requirement (flow in <= demand), per group (GPUs), in the
+    second phase the seat row (flow >= ``need``), then cuts."""
 
     flows: tuple[tuple[int, int], ...]
     rows: tuple[tuple[int, ...], ...]
@@ -212,35 +185,44 @@ class _System:
         nclass = len(problem.classes)
         return range(nclass, nclass + len(problem.demand) + len(problem.sizes))
 
-    def plus(self, cuts: list[tuple[tuple[int, ...], int]]) -> _System:
+    def active(self, base: int, point: list[float]) -> _System:
+        """Without the cuts (rows from ``base`` on) that do not bind at ``point``."""
+        keep = [
+            i
+            for i, (row, b) in enumerate(zip(self.rows, self.rhs, strict=True))
+            if i < base or sum(map(operator.mul, row, point)) > b - 1e-6
+        ]
         return _System(
-            self.flows, self.rows + tuple(c for c, _ in cuts), self.rhs + tuple(r for _, r in cuts)
+            self.flows, tuple(self.rows[i] for i in keep), tuple(self.rhs[i] for i in keep)
         )
+
+    def plus(self, cuts: list[tuple[tuple[int, ...], int]]) -> _System:
+        rows, rhs = zip(*cuts, strict=True)
+        return _System(self.flows, self.rows + rows, self.rhs + rhs)
 
 
 def _system(problem: Problem, goal: _Goal) -> _System:
-    cols, nreq = problem.columns, len(problem.demand)
-    flows = tuple(
-        (s, j) for s, cls in enumerate(problem.classes) for j in range(nreq) if cls >> j & 1
-    )
-    rows: list[tuple[int, ...]] = []
-    for s in range(len(problem.classes)):
-        rows.append(tuple(-c.supply[s] for c in cols) + tuple(int(fs == s) for fs, _ in flows))
-    for j in range(nreq):
-        rows.append(tuple(0 for _ in cols) + tuple(int(fj == j) for _, fj in flows))
-    for g in range(len(problem.sizes)):
-        rows.append(tuple(int(c.group == g) for c in cols) + tuple(0 for _ in flows))
-    rhs = [0] * len(problem.classes) + list(problem.demand) + list(problem.sizes)
+    cols, nreq, nclass = problem.columns, len(problem.demand), len(problem.classes)
+    flows = tuple((s, j) for s, c in enumerate(problem.classes) for j in range(nreq) if c >> j & 1)
+    rows = [
+        tuple(-c.supply[s] for c in cols) + tuple(int(f == s) for f, _ in flows)
+        for s in range(nclass)
+    ]
+    rows += [(0,) * len(cols) + tuple(int(f == j) for _, f in flows) for j in range(nreq)]
+    rows += [
+        tuple(int(c.group == g) for c in cols) + (0,) * len(flows)
+        for g in range(len(problem.sizes))
+    ]
+    rhs = [0] * nclass + list(problem.demand) + list(problem.sizes)
     if goal.need:
-        rows.append(tuple(0 for _ in cols) + tuple(-1 for _ in flows))
+        rows.append((0,) * len(cols) + (-1,) * len(flows))
         rhs.append(-goal.need)
     return _System(flows, tuple(rows), tuple(rhs))
 
 
 @dataclass(frozen=True)
 class _Relaxed:
-    """Linear relaxation at a node: values of the column counts then flows, duals of the system
-    rows, the variables of the tableau (indices into those values) and the tableau itself."""
+    """A node's relaxation: values (counts then flows), system-row duals, tableau variables."""
 
     point: list[float]
     duals: list[float]
@@ -251,11 +233,8 @@ class _Relaxed:
 def _relax(
     problem: Problem, goal: _Goal, system: _System, bounds: Bounds, extra: int = -1
 ) -> _Relaxed | None:
-    """Solve the relaxation at a node (None: infeasible node).
-
-    With ``extra`` >= 0, group ``extra`` may grow by a variable number of GPUs, each costing 1
-    (its value is appended to the column values).
-    """
+    """Solve a node's relaxation (None: infeasible). With ``extra`` >= 0, group ``extra`` may
+    grow by a variable number of GPUs costing 1 each (its value ends the point)."""
     lo, up = bounds
     cols = problem.columns
     ncol = len(cols)
@@ -289,35 +268,51 @@ def _relax(
 
 
 def _gomory(system: _System, relaxed: _Relaxed, limit: int) -> list[tuple[tuple[int, ...], int]]:
-    """Chvatal-Gomory cuts from the rows of the tableau whose basic variable is fractional.
+    """Gomory mixed-integer cuts from tableau rows with a fractional basic variable.
 
-    For any multipliers u, ``floor(u . A) z <= floor(u . b)`` holds for every non-negative
-    integer z with ``A z = b`` (A: the rows with their slacks). Column counts are integers, and
-    so may the flows be (an integral maximum flow always exists), so every variable and slack is
-    an integer. The multipliers are a tableau row's inverse-basis part, rounded to fractions:
-    whatever the rounding, the cut is valid; the slacks are then written back in terms of the
-    variables, giving a cut with integer coefficients.
-    """
+    Multipliers u combine the rows and slacks into ``sum(a_j z_j) = b``; every z_j may be taken
+    a non-negative integer (counts are, an integral maximum flow exists, rows have integer
+    coefficients), so with ``f0 = frac(b) > 0``: ``sum(min(f_j/f0, (1-f_j)/(1-f0)) z_j) >= 1``.
+    u (a tableau row's inverse-basis part) is rounded to fractions: any u gives a valid cut,
+    computed exactly, written in the variables and scaled to integer coefficients."""
     tab, nvar, m = relaxed.tableau, len(relaxed.variables), len(system.rows)
     found: list[tuple[float, tuple[tuple[int, ...], int]]] = []
     for i, var in enumerate(tab.basis):
-        frac = tab.rows[i][-1] - math.floor(tab.rows[i][-1])
-        if var >= nvar or not 0.01 < frac < 0.99:
+        value = tab.rows[i][-1]
+        if var >= nvar or not 0.01 < value - math.floor(value) < 0.99:
             continue
         u = [Fraction(v).limit_denominator(1 << 12) for v in tab.rows[i][nvar : nvar + m]]
-        coef = [0] * len(relaxed.point)
+        b = sum((uk * r for uk, r in zip(u, system.rhs, strict=True) if uk), Fraction(0))
+        f0 = b - math.floor(b)
+        if not f0:
+            continue
+
+        def weight(a: Fraction, f0: Fraction = f0) -> Fraction:
+            f = a - math.floor(a)
+            return f / f0 if f <= f0 else (1 - f) / (1 - f0)
+
+        coef = [Fraction(0)] * len(relaxed.point)
         for v in relaxed.variables:
-            coef[v] = math.floor(
-                sum(uk * row[v] for uk, row in zip(u, system.rows, strict=True) if uk)
+            coef[v] = weight(
+                sum(
+                    (uk * row[v] for uk, row in zip(u, system.rows, strict=True) if uk), Fraction(0)
+                )
             )
-        rhs = math.floor(sum(uk * b for uk, b in zip(u, system.rhs, strict=True) if uk))
-        for uk, row, b in zip(u, system.rows, system.rhs, strict=True):
-            k = math.floor(uk)
-            if k:
-                coef = [c - k * a for c, a in zip(coef, row, strict=True)]
-                rhs -= k * b
-        if sum(c * x for c, x in zip(coef, relaxed.point, strict=True)) > rhs + 1e-6:
-            found.append((abs(frac - 0.5), (tuple(coef), rhs)))
+        rhs = Fraction(1)
+        for uk, row, r in zip(u, system.rows, system.rhs, strict=True):
+            w = weight(uk)
+            if w:
+                coef = [c - w * a for c, a in zip(coef, row, strict=True)]
+                rhs -= w * r
+        scale = math.lcm(*(c.denominator for c in coef), rhs.denominator)
+        ints = [-int(c * scale) for c in coef] + [-int(rhs * scale)]
+        div = math.gcd(*ints) or 1
+        *cut, bound = (c // div for c in ints)
+        if (
+            max(map(abs, ints)) // div < 1 << 30
+            and sum(c * x for c, x in zip(cut, relaxed.point, strict=True)) > bound + 1e-6
+        ):
+            found.append((abs(float(f0) - 0.5), (tuple(cut), bound)))
     found.sort(key=lambda fc: fc[0])
     return [cut for _, cut in found[:limit]]
 
@@ -325,16 +320,15 @@ def _gomory(system: _System, relaxed: _Relaxed, limit: int) -> list[tuple[tuple[
 def _bound(
     problem: Problem, goal: _Goal, system: _System, bounds: Bounds, duals: list[float], need: int
 ) -> tuple[int, Bounds]:
-    """Exact upper bound (floored) on ``goal.value`` at a node, and the node's box tightened for
-    plans worth at least ``need`` (reduced-cost fixing).
+    """Exact upper bound (floored) on ``goal.value`` at a node, and its box tightened for plans
+    worth ``need`` (reduced-cost fixing).
 
-    Lagrangian relaxation of every row but the requirement and group rows, with the duals of
-    the relaxation rounded to integers over ``_SCALE`` (any non-negative multipliers give a
-    valid bound): each requirement then takes its best flow, and each group its most valuable
-    columns within the box, up to a marginal value ``tau``. A plan worth ``need`` loses at most
-    ``slack = bound - need`` against that, and every GPU put on a column worth less than ``tau``
-    (or taken off one worth more) loses the difference, which caps how far each count can move.
-    """
+    Lagrangian relaxation of all rows but the requirement and group rows, multipliers = duals
+    rounded to integers over ``_SCALE`` (any non-negative ones give a valid bound): each
+    requirement takes its best flow, each group its most valuable columns in the box up to a
+    marginal value ``tau``. A plan worth ``need`` loses at most ``bound - need`` against that;
+    each GPU put on a column worth less than ``tau`` (or taken off one worth more) loses the
+    difference, which caps how far each count can move."""
     lo, up = bounds
     cols, ncol = problem.columns, len(problem.columns)
     kept = system.kept(problem)
@@ -446,19 +440,19 @@ class _Heuristic:
 
 
 def _branch(values: list[float], bounds: Bounds) -> list[Bounds]:
-    """Children of a node, the one to explore first last."""
+    """Children of a node, the one to explore first last: the largest fractional count, rounded
+    up first (on these programmes that dives to whole plans quickly)."""
     lo, up = bounds
     frac = [
-        (abs(v - math.floor(v) - 0.5), p)
+        (v, p)
         for p, v in enumerate(values)
         if 1e-6 < v - math.floor(v) < 1 - 1e-6 and up[p] > lo[p]
     ]
     if frac:
-        _, p = min(frac)
-        cut = min(max(math.floor(values[p]), lo[p]), up[p] - 1)
-        first_up = values[p] - cut >= 0.5
+        _, p = max(frac)
+        cut, first_up = min(max(math.floor(values[p]), lo[p]), up[p] - 1), True
     else:  # relaxation integral but not proven optimal: split the widest range
-        span, p = max((up[q] - lo[q], q) for q in range(len(lo)))
+        span, p = max(((up[q] - lo[q], q) for q in range(len(lo))), default=(0, 0))
         if span == 0:
             return []
         cut, first_up = lo[p] + (span - 1) // 2, False
@@ -467,69 +461,78 @@ def _branch(values: list[float], bounds: Bounds) -> list[Bounds]:
     return [down, upper] if first_up else [upper, down]
 
 
-def _node(
-    problem: Problem, goal: _Goal, system: _System, node: Bounds, need: int
-) -> tuple[_Relaxed, int, Bounds] | None:
-    """Relaxation and bound of a node, re-solved while reduced-cost fixing tightens its box."""
-    relaxed = _relax(problem, goal, system, node)
-    for _ in range(4):
-        if relaxed is None:
+class _Search:
+    """One branch and bound run for ``goal``, improving the incumbent ``best``; with a
+    ``target``, it stops as soon as a plan reaches it."""
+
+    def __init__(self, problem: Problem, goal: _Goal, best: Solution, target: int) -> None:
+        self.problem, self.goal, self.best, self.target = problem, goal, best, target
+        self.heuristic = _Heuristic(problem, _mincut(problem), goal)
+        self.system = _system(problem, goal)
+        self.root = (
+            (0,) * len(problem.columns),
+            tuple(problem.sizes[c.group] for c in problem.columns),
+        )
+
+    def need(self) -> int:
+        """The least value worth finding."""
+        return max(self.goal.value(self.best) + 1, self.target)
+
+    def visit(self, node: Bounds, fix: bool) -> tuple[_Relaxed, int, Bounds] | None:
+        """Relaxation and bound of a node (None: nothing worth finding there), re-solved while
+        reduced-cost fixing (``fix``) tightens its box; offers the node's rounding as a plan."""
+        need, goal = self.need(), self.goal
+        relaxed = _relax(self.problem, goal, self.system, node)
+        for _ in range(4 if fix else 1):
+            if relaxed is None:
+                return None
+            bound, tight = _bound(self.problem, goal, self.system, node, relaxed.duals, need)
+            if bound < need or tight == node or not fix:
+                break
+            node, relaxed = tight, _relax(self.problem, goal, self.system, tight)
+        if relaxed is None or bound < need:
             return None
-        bound, tight = _bound(problem, goal, system, node, relaxed.duals, need)
-        if bound < need or tight == node:
-            break
-        node = tight
-        relaxed = _relax(problem, goal, system, node)
-    return (relaxed, bound, node) if relaxed is not None else None
+        cand = self.heuristic.round(relaxed.point[: len(self.problem.columns)], node)
+        if cand.seats >= goal.need and goal.value(cand) > goal.value(self.best):
+            self.best = cand
+        return relaxed, bound, node
 
+    def done(self) -> bool:
+        return bool(self.target) and self.goal.value(self.best) >= self.target
 
-def _search(problem: Problem, goal: _Goal, best: Solution, target: int = 0) -> Solution:
-    """Cutting planes at the root, then best-bound-first branch and bound from incumbent
-    ``best``; with ``target``, stop as soon as it is reached."""
-    heuristic = _Heuristic(problem, _mincut(problem), goal)
+    def cut(self) -> bool:
+        """Rounds of cuts at the root (they tighten the bound and help rounding find plans);
+        keeps the cuts that bind. False when the root needs no search."""
+        base = len(self.system.rows)
+        for _ in range(_ROUNDS + 1):
+            visited = self.visit(self.root, fix=False)
+            if visited is None or self.done():
+                return False
+            relaxed = visited[0]
+            full = len(self.system.rows) >= base + 8 * _ROUNDS
+            cuts = [] if full else _gomory(self.system, relaxed, 8)
+            if not cuts:
+                break
+            self.system = self.system.plus(cuts)
+        self.system = self.system.active(base, relaxed.point)
+        return True
 
-    def offer(relaxed: _Relaxed, node: Bounds) -> None:
-        nonlocal best
-        cand = heuristic.round(relaxed.point[: len(problem.columns)], node)
-        if cand.seats >= goal.need and goal.value(cand) > goal.value(best):
-            best = cand
-
-    root = (
-        tuple(0 for _ in problem.columns),
-        tuple(problem.sizes[c.group] for c in problem.columns),
-    )
-    system = _system(problem, goal)
-    before, value = system, math.inf
-    for _ in range(_ROUNDS):  # keep adding cuts while they lower the relaxation
-        relaxed = _relax(problem, goal, system, root)
-        if relaxed is None:
-            return best
-        if relaxed.tableau.value > value - 1e-7:
-            system = before
-            break
-        offer(relaxed, root)
-        need = max(goal.value(best) + 1, target)
-        if _bound(problem, goal, system, root, relaxed.duals, need)[0] < need:
-            return best
-        cuts = _gomory(system, relaxed, 8)
-        if not cuts:
-            break
-        before, value, system = system, relaxed.tableau.value, system.plus(cuts)
-    heap: list[tuple[float, int, Bounds]] = [(-math.inf, 0, root)]
-    for order in itertools.count(1):
-        if not heap or (target and goal.value(best) >= target):
-            break
-        parent, _, node = heapq.heappop(heap)
-        need = max(goal.value(best) + 1, target)
-        solved = _node(problem, goal, system, node, need) if -parent >= need else None
-        if solved is None or solved[1] < need:
-            continue
-        relaxed, bound, node = solved
-        offer(relaxed, node)
-        values = relaxed.point[: len(problem.columns)]
-        for k, child in enumerate(_branch(values, node) if bound > goal.value(best) else []):
-            heapq.heappush(heap, (-bound, -2 * order - k, child))
-    return best
+    def run(self) -> Solution:
+        if not self.cut():
+            return self.best
+        heap: list[tuple[float, int, Bounds]] = [(-math.inf, 0, self.root)]
+        for order in itertools.count(1):
+            if not heap or self.done():
+                break
+            parent, _, node = heapq.heappop(heap)
+            visited = self.visit(node, fix=True) if -parent >= self.need() else None
+            if visited is None:
+                continue
+            relaxed, bound, node = visited
+            values = relaxed.point[: len(self.problem.columns)]
+            for k, child in enumerate(_branch(values, node) if bound >= self.need() else []):
+                heapq.heappush(heap, (-bound, -2 * order - k, child))
+        return self.best
 
 
 def _unused(problem: Problem) -> Solution:
@@ -539,28 +542,29 @@ def _unused(problem: Problem) -> Solution:
 
 def solve(problem: Problem) -> Solution:
     """Counts serving the most seats, and among those the least cost."""
-    first = _search(problem, _Goal(1, False), _unused(problem))
+    first = _Search(problem, _Goal(1, False), _unused(problem), 0).run()
     spread = [0 for _ in problem.sizes]
     for col in problem.columns:
         spread[col.group] = max(spread[col.group], col.cost)
     weight = 1 + sum(map(operator.mul, spread, problem.sizes))
-    return _search(problem, _Goal(weight, True, first.seats), first)
+    return _Search(problem, _Goal(weight, True, first.seats), first, 0).run()
 
 
+@functools.lru_cache(maxsize=1024)
 def reaches(problem: Problem, seats: int) -> bool:
-    """Whether some counts serve ``seats`` seats."""
-    return _search(problem, _Goal(1, False), _unused(problem), max(seats, 1)).seats >= seats
+    """Whether some counts serve ``seats`` seats (remembered: the planner asks again for models
+    whose layouts look alike)."""
+    return _Search(problem, _Goal(1, False), _unused(problem), max(seats, 1)).run().seats >= seats
 
 
+@functools.lru_cache(maxsize=256)
 def least_extra(problem: Problem, group: int) -> float | None:
-    """Least (fractional) number of GPUs added to ``group`` for the relaxation to serve all seats.
-
-    Maximises ``2 * seats - added`` (each added GPU that helps serves at least one seat); None
-    when the relaxation cannot serve every seat however many GPUs are added.
-    """
+    """Least (fractional) number of GPUs added to ``group`` for the relaxation to serve all
+    seats, maximising ``2 * seats - added`` (a useful GPU serves at least one seat); None when
+    no number of added GPUs does."""
     bounds = (
-        tuple(0 for _ in problem.columns),
-        tuple(sum(problem.demand) + problem.sizes[c.group] for c in problem.columns),
+        (0,) * len(problem.columns),
+        (sum(problem.demand) + max(problem.sizes, default=0),) * len(problem.columns),
     )
     goal = _Goal(2, False)
     relaxed = _relax(problem, goal, _system(problem, goal), bounds, extra=group)
