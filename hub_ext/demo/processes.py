@@ -15,11 +15,13 @@ only reaches the demo process, so the demo itself must find and stop all of them
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
@@ -144,3 +146,29 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
     """Signal the process group led by ``pid`` (ignores a group that is gone)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a process started with ``start_new_session=True``, SIGKILL it after ``timeout`` s,
+    then SIGKILL whatever is left of its process group (a proxy it started, for example)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    kill_group(proc.pid)
+
+
+async def stop_process_async(proc: asyncio.subprocess.Process, timeout: float) -> None:
+    """:func:`stop_process` for a process started with ``asyncio.create_subprocess_exec``."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    kill_group(proc.pid)

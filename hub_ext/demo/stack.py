@@ -45,6 +45,7 @@ from hub_ext.demo.processes import (
     descendants,
     free_port,
     port_free,
+    stop_process,
     strays,
     terminate,
 )
@@ -239,7 +240,7 @@ class DemoStack:
         started = any(part is not None for part in (self.slapd, self.cluster, self.hub))
         below = descendants()
         if self.hub is not None:
-            await asyncio.to_thread(_stop_process, self.hub, 60.0)
+            await asyncio.to_thread(stop_process, self.hub, 60.0)
             self.hub = None
         if self.cluster is not None:
             with contextlib.suppress(Exception):
@@ -257,18 +258,6 @@ class DemoStack:
 
 def _existing(path: Path) -> Path | None:
     return path.resolve() if path.exists() else None
-
-
-def _stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def _answers(http: aiohttp.ClientSession, url: str) -> bool:

@@ -8,10 +8,8 @@ it. Students' servers are light local processes (the hub only needs an HTTP answ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from hub_ext.adapters.admission_k8s import ANNOTATION_ENQUEUED
 from hub_ext.adapters.gpu_cull_k8s import gpu_pods_from_objects, list_gpu_pods
 from hub_ext.core.admission import EntryKey, UserName
 from hub_ext.core.manifests import GpuRequest, PodRequest, build_pod
+from hub_ext.demo.processes import stop_process_async
 from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.config import parse_cluster_config
 
@@ -236,15 +235,7 @@ class Hub:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        await stop_process_async(proc, 20)
 
     async def spawn(self, user: str) -> None:
         assert self.api is not None

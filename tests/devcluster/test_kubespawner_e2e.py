@@ -8,11 +8,9 @@ exists. The notebook server process listens on its pod IP and is reached through
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +22,7 @@ import pytest
 from devcluster_helpers import MIG, ROOT, eventually, get_pod, pid_alive, two_node_config
 from kubernetes_asyncio.client import CoreV1Api
 
+from hub_ext.demo.processes import stop_process_async
 from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.informer import api_client
 
@@ -114,15 +113,7 @@ async def test_kubespawner_spawns_and_stops_a_singleuser_server(tmp_path: Path) 
             print((hub_dir / "hub.log").read_text()[-6000:])
             raise
         finally:
-            if hub.returncode is None:
-                hub.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(hub.wait(), 20)
-                except TimeoutError:
-                    hub.kill()
-                    await hub.wait()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(hub.pid, signal.SIGKILL)  # a proxy left behind, if any
+            await stop_process_async(hub, 20)  # and a proxy left behind, if any
             log.close()
         assert hub.returncode == 0
 

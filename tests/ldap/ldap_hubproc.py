@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,8 @@ from html import unescape
 from pathlib import Path
 
 import aiohttp
+
+from hub_ext.demo.processes import stop_process
 
 HUB_CONFIG_HEAD = '''
 import asyncio
@@ -171,13 +172,7 @@ class HubProcess:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process(self.proc, 15)
         self.proc = None
 
 

@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from hub_ext.adapters.ldapdir import (
     slapd_available,
     write_tls_files,
 )
+from hub_ext.demo.processes import stop_process_async
 from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.config import load_cluster_config
 
@@ -204,15 +204,7 @@ class LabHub:
         if proc is None:
             return 0.0
         started = asyncio.get_running_loop().time()
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        await stop_process_async(proc, 20)
         proc.log_file.close()
         return asyncio.get_running_loop().time() - started
 
