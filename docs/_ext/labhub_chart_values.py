@@ -9,11 +9,11 @@ rebuilt whenever either file changes.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+from docnodes import entry, inline
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 
@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "labhub"
 SCHEMA = CHART / "values.schema.yaml"
 VALUES = CHART / "values.yaml"
-_CODE = re.compile(r"`([^`]+)`")
 _MISSING = object()
 
 
@@ -31,7 +30,9 @@ def load_schema(path: Path = SCHEMA) -> dict[str, Any]:
     return {k: v for k, v in data.items() if not str(k).startswith("x-")}
 
 
-def rows(schema: dict[str, Any], defaults: Any, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+def rows(
+    schema: dict[str, Any], defaults: Any, prefix: str = ""
+) -> list[tuple[str, str, Any, str]]:
     """(key, type, default, description) of every value below ``schema``, depth first."""
     out: list[tuple[str, str, Any, str]] = []
     for name, node in (schema.get("properties") or {}).items():
@@ -56,26 +57,6 @@ def _type_of(node: dict[str, Any]) -> str:
     return text
 
 
-def _inline(text: str) -> list[nodes.Node]:
-    """Description text with `code` spans as literals."""
-    parts: list[nodes.Node] = []
-    last = 0
-    for match in _CODE.finditer(text):
-        if match.start() > last:
-            parts.append(nodes.Text(text[last : match.start()]))
-        parts.append(nodes.literal(match.group(1), match.group(1)))
-        last = match.end()
-    if last < len(text):
-        parts.append(nodes.Text(text[last:]))
-    return parts
-
-
-def _entry(*children: nodes.Node) -> nodes.entry:
-    entry = nodes.entry()
-    entry += nodes.paragraph("", "", *children)
-    return entry
-
-
 def _default_text(value: Any) -> str:
     if value is _MISSING:
         return ""
@@ -93,17 +74,17 @@ def _table(section_rows: list[tuple[str, str, Any, str]]) -> nodes.table:
     head = nodes.thead()
     header = nodes.row()
     for title in ("Key", "Type", "Default", "Description"):
-        header += _entry(nodes.Text(title))
+        header += entry(nodes.Text(title))
     head += header
     group += head
     body = nodes.tbody()
     for key, kind, default, description in section_rows:
         row = nodes.row()
-        row += _entry(nodes.literal(key, key))
-        row += _entry(nodes.Text(kind))
+        row += entry(nodes.literal(key, key))
+        row += entry(nodes.Text(kind))
         text = _default_text(default)
-        row += _entry(nodes.literal(text, text)) if text else _entry()
-        row += _entry(*_inline(description))
+        row += entry(nodes.literal(text, text)) if text else entry()
+        row += entry(*inline(description))
         body += row
     group += body
     return table
@@ -127,9 +108,11 @@ class ChartValuesDirective(Directive):
             if wanted and name != wanted:
                 continue
             result.append(nodes.rubric(name, name))
-            result.append(nodes.paragraph("", "", *_inline(node.get("description", ""))))
+            result.append(nodes.paragraph("", "", *inline(node.get("description", ""))))
             top = (name, _type_of(node), defaults.get(name, _MISSING), node.get("description", ""))
-            section_rows = rows(node, defaults.get(name, {}), name) if node.get("properties") else [top]
+            section_rows = (
+                rows(node, defaults.get(name, {}), name) if node.get("properties") else [top]
+            )
             result.append(_table(section_rows))
         return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from docnodes import entry
 from docutils import nodes
 from docutils.parsers.rst import Directive
 
@@ -42,12 +43,6 @@ def metric_rows() -> list[tuple[str, list[str], str, tuple[str, ...], str]]:
     return sorted(out, key=lambda r: r[1][0])
 
 
-def _entry(*children: nodes.Node) -> nodes.entry:
-    entry = nodes.entry()
-    entry += nodes.paragraph("", "", *children)
-    return entry
-
-
 def _literals(items: list[str] | tuple[str, ...]) -> list[nodes.Node]:
     parts: list[nodes.Node] = []
     for i, item in enumerate(items):
@@ -73,7 +68,7 @@ class LabHubMetrics(Directive):
             group += nodes.colspec(colwidth=width)
         head, header = nodes.thead(), nodes.row()
         for title in ("Metric", "Type", "Labels", "Meaning"):
-            header += _entry(nodes.Text(title))
+            header += entry(nodes.Text(title))
         head += header
         group += head
         body = nodes.tbody()
@@ -81,10 +76,10 @@ class LabHubMetrics(Directive):
             row = nodes.row()
             cell = _literals(series)
             cell += [nodes.Text(" (Python: "), nodes.literal(attr, attr), nodes.Text(")")]
-            row += _entry(*cell)
-            row += _entry(nodes.Text(kind))
-            row += _entry(*_literals(labels)) if labels else _entry(nodes.Text("none"))
-            row += _entry(nodes.Text(help_text))
+            row += entry(*cell)
+            row += entry(nodes.Text(kind))
+            row += entry(*_literals(labels)) if labels else entry(nodes.Text("none"))
+            row += entry(nodes.Text(help_text))
             body += row
         group += body
         return [table]

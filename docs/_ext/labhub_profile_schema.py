@@ -10,17 +10,16 @@ accepted values and description. Nested mappings and list items are flattened in
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+from docnodes import entry, inline
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "hub_ext" / "core" / "data" / "profile.schema.yaml"
-_CODE = re.compile(r"`([^`]+)`")
 
 Row = tuple[str, str, str, str, str]
 
@@ -82,25 +81,6 @@ def rows(schema: dict[str, Any], prefix: str = "") -> list[Row]:
     return out
 
 
-def _inline(text: str) -> list[nodes.Node]:
-    parts: list[nodes.Node] = []
-    last = 0
-    for match in _CODE.finditer(text):
-        if match.start() > last:
-            parts.append(nodes.Text(text[last : match.start()]))
-        parts.append(nodes.literal(match.group(1), match.group(1)))
-        last = match.end()
-    if last < len(text):
-        parts.append(nodes.Text(text[last:]))
-    return parts
-
-
-def _entry(*children: nodes.Node) -> nodes.entry:
-    entry = nodes.entry()
-    entry += nodes.paragraph("", "", *children)
-    return entry
-
-
 def _table(section: list[Row]) -> nodes.table:
     table = nodes.table(classes=["labhub-profile-schema"])
     group = nodes.tgroup(cols=5)
@@ -110,17 +90,17 @@ def _table(section: list[Row]) -> nodes.table:
     head = nodes.thead()
     header = nodes.row()
     for title in ("Field", "Type", "Default", "Accepted", "Description"):
-        header += _entry(nodes.Text(title))
+        header += entry(nodes.Text(title))
     head += header
     group += head
     body = nodes.tbody()
     for key, kind, default, accepted, description in section:
         row = nodes.row()
-        row += _entry(nodes.literal(key, key))
-        row += _entry(nodes.Text(kind))
-        row += _entry(nodes.literal(default, default)) if default else _entry()
-        row += _entry(nodes.Text(accepted))
-        row += _entry(*_inline(description))
+        row += entry(nodes.literal(key, key))
+        row += entry(nodes.Text(kind))
+        row += entry(nodes.literal(default, default)) if default else entry()
+        row += entry(nodes.Text(accepted))
+        row += entry(*inline(description))
         body += row
     group += body
     return table
@@ -140,7 +120,7 @@ class ProfileSchemaDirective(Directive):
         all_rows = rows(schema)
         result: list[nodes.Node] = []
         if not wanted:
-            result.append(nodes.paragraph("", "", *_inline(str(schema.get("description", "")))))
+            result.append(nodes.paragraph("", "", *inline(str(schema.get("description", "")))))
         for name in schema.get("properties") or {}:
             if wanted and name != wanted:
                 continue
