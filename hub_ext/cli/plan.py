@@ -201,6 +201,7 @@ def multi_to_json(result: MultiPlan) -> dict[str, Any]:
             "memory_slices": result.stranded.memory_slices,
             "compute_slices": result.stranded.compute_slices,
         },
+        "distinct_layouts": result.distinct_layouts,
         "alternatives": [
             {"model": a.model, "count": a.alone, "extra": a.extra} for a in result.alternatives
         ],
@@ -219,6 +220,7 @@ def multi_to_table(result: MultiPlan) -> str:
         out.append(f"  node {c.node}: nvidia.com/mig.config={c.config}")
     st = result.stranded
     out.append(f"Stranded: {st.memory_slices} memory / {st.compute_slices} compute slices")
+    out.append(f"Distinct layouts: {result.distinct_layouts}")
     if result.alternatives:
         out.append("Extra GPUs that would meet the demand (or GPUs of that model alone):")
         out.extend(f"  +{a.extra} {a.model} (alone: {a.alone})" for a in result.alternatives)

@@ -10,9 +10,12 @@ Method (see ``docs/explanation/mig-planner.md``):
 2. GPUs of one model are interchangeable, so the plan is how many GPUs of each model use each
    choice: a small integer programme (``multiplan_ip``) solved exactly, first for the most
    satisfied seats, then for the fewest stranded slices.
-3. The counts are dealt to the GPUs, most used layout first so that a node's GPUs share one
-   layout where possible (a preference, not an exhaustive minimisation of distinct layouts), and
-   a maximum flow splits the served seats among requirements and GPUs.
+3. Among plans with those seats and stranded slices, the fewest distinct layouts (a GPU model's
+   layout, instances per profile as mig-parted sees them; MIG disabled counts as one), also
+   exactly (``multiplan_distinct``), over one group per model.
+4. The counts are dealt to the GPUs, most used layout first so that a node's GPUs share one
+   layout where possible, and a maximum flow splits the served seats among requirements and
+   GPUs.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from dataclasses import dataclass, replace
 
 from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile
-from hub_ext.core.multiplan_ip import Column, Problem, least_extra, reaches, solve
+from hub_ext.core.multiplan_distinct import fewest_keys
+from hub_ext.core.multiplan_ip import least_extra, reaches, solve
+from hub_ext.core.multiplan_lp import Column, Problem
 
 Vec = tuple[int, ...]
 
@@ -133,6 +138,17 @@ class MultiPlan:
             sum(g.option.stranded.memory_slices for g in self.gpus),
             sum(g.option.stranded.compute_slices for g in self.gpus),
         )
+
+    @property
+    def distinct_layouts(self) -> int:
+        """Distinct (GPU model, layout) pairs; "MIG disabled" counts as one layout per model."""
+        return len({(g.model.name, layout_key(g.option.layout)) for g in self.gpus})
+
+
+def layout_key(layout: Layout | None) -> tuple[tuple[str, int], ...] | None:
+    """What makes two layouts of one model the same to mig-parted: instances per profile
+    (placements aside); None for MIG disabled."""
+    return None if layout is None else tuple(sorted(layout.counts().items()))
 
 
 @dataclass(frozen=True)
@@ -252,6 +268,50 @@ def _problem(
     problem = Problem(tuple(classes), tuple(r.seats for r in reqs), sizes, tuple(columns))
     members = tuple(tuple(m for m, _, _ in pooled) for pooled in pools.values())
     return problem, _Pools(members, tuple(payload))
+
+
+def _all_choices(
+    model: GpuModel, reqs: tuple[Requirement, ...], allow_sharing: bool
+) -> tuple[_Choice, ...]:
+    """:func:`choices`, plus every whole-GPU sharing setup it dropped: those share one layout
+    (MIG disabled), so dropping one could cost the third stage a layout."""
+    kept = choices(model, reqs, allow_sharing)
+    if not allow_sharing:
+        return kept
+    shared = []
+    for j, r in enumerate(reqs):
+        seats = min(r.shared_seats(model), r.seats)
+        choice = _Choice(None, Stranded(0, 0), ((1 << j, seats),))
+        if seats > 0 and choice not in kept:
+            shared.append(choice)
+    return kept + tuple(shared)
+
+
+def _per_model(
+    sizes: dict[GpuModel, int], reqs: tuple[Requirement, ...], allow_sharing: bool
+) -> tuple[Problem, _Pools, tuple[int, ...], int]:
+    """The third stage's problem: one group per model, its columns keyed by layout; also the
+    cost every GPU on its cheapest column adds up to (column costs are relative to that)."""
+    per_model = [_all_choices(model, reqs, allow_sharing) for model in sizes]
+    classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
+    columns: list[Column] = []
+    payload: list[tuple[_Choice, ...]] = []
+    keys: list[int] = []
+    ids: dict[tuple[int, tuple[tuple[str, int], ...] | None], int] = {}
+    floor = 0
+    for g, (n, chs) in enumerate(zip(sizes.values(), per_model, strict=True)):
+        cheapest = min(ch.stranded.total for ch in chs)
+        floor += n * cheapest
+        for ch in chs:
+            have = dict(ch.supply)
+            supply = tuple(have.get(m, 0) for m in classes)
+            columns.append(Column(g, supply, ch.stranded.total - cheapest))
+            payload.append((ch,))
+            keys.append(ids.setdefault((g, layout_key(ch.layout)), len(ids)))
+    problem = Problem(
+        tuple(classes), tuple(r.seats for r in reqs), tuple(sizes.values()), tuple(columns)
+    )
+    return problem, _Pools(tuple((m,) for m in sizes), tuple(payload)), tuple(keys), floor
 
 
 def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
@@ -417,14 +477,21 @@ def plan_nodes(
     reqs: tuple[Requirement, ...],
     allow_sharing: bool = False,
 ) -> MultiPlan:
-    """Choose one layout per GPU maximising satisfied seats, then minimising stranded slices."""
+    """Choose one layout per GPU maximising satisfied seats, then minimising stranded slices,
+    then minimising distinct layouts."""
     assigned = _gpus(nodes)
     sizes: dict[GpuModel, int] = {}
     for _, _, model in assigned:
         sizes[model] = sizes.get(model, 0) + 1
-    problem, pools = _problem(list(sizes.items()), reqs, allow_sharing, costed=True)
+    problem, _ = _problem(list(sizes.items()), reqs, allow_sharing, costed=True)
     best = solve(problem)
-    gpus, satisfied = _deal(assigned, sizes, problem, pools, best.counts)
+    cost = best.cost + sum(
+        n * min(ch.stranded.total for ch in choices(model, reqs, allow_sharing))
+        for model, n in sizes.items()
+    )
+    keyed, pools, keys, floor = _per_model(sizes, reqs, allow_sharing)
+    counts = fewest_keys(keyed, keys, best.seats, cost - floor)
+    gpus, satisfied = _deal(assigned, sizes, keyed, pools, counts)
     alternatives: list[ExtraGpus] = []
     if sum(satisfied) < sum(r.seats for r in reqs):
         for model in catalog.models:

@@ -58,7 +58,8 @@ def main() -> int:
         print(
             f"planner [{name}]: {len(result.gpus)} GPUs, {len(reqs)} requirements, "
             f"{result.seats_requested} seats: {result.seats_max} satisfied "
-            f"{list(result.satisfied)}, {result.stranded.total} stranded slices{extra} "
+            f"{list(result.satisfied)}, {result.stranded.total} stranded slices, "
+            f"{result.distinct_layouts} distinct layouts{extra} "
             f"in {took:.3f} s"
         )
     verdict = "met" if worst < TARGET_S else "MISSED"

@@ -12,7 +12,9 @@ from hub_ext.core.layouts import maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile, load_catalog
 from hub_ext.core.migparted import node_configs, render
 from hub_ext.core.multiplan import ExtraGpus, MultiPlan, Node, Requirement, plan_nodes
-from hub_ext.core.multiplan_ip import Column, Problem, reaches, seats_served, simplex, solve
+from hub_ext.core.multiplan_distinct import fewest_keys
+from hub_ext.core.multiplan_ip import reaches, solve
+from hub_ext.core.multiplan_lp import Column, Problem, seats_served, simplex
 
 CAT = load_catalog()
 A100 = CAT.model("A100-40GB")
@@ -103,10 +105,12 @@ def _accepting(prof: MigProfile, reqs: tuple[Requirement, ...]) -> int:
 
 def _gpu_choices(
     model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool
-) -> list[tuple[tuple[tuple[int, int], ...], int]]:
-    """What one GPU can offer: its instances counted by the set of requirements accepting them
-    (instances accepted by the same requirements are interchangeable) and the least stranded
-    slices for that; with sharing, whole-GPU seats of one requirement."""
+) -> list[tuple[object, tuple[tuple[int, int], ...], int]]:
+    """What one GPU can offer, as (layout key, instances counted by the set of requirements
+    accepting them, stranded slices). Instances accepted by the same requirements are
+    interchangeable, so per such count only the least stranded layouts matter, and those are
+    interchangeable too: one key stands for them. With sharing, whole-GPU seats of one
+    requirement, all under the one key "MIG disabled"."""
     best: dict[tuple[tuple[int, int], ...], int] = {}
     for counts, cost in _layout_table(model):
         pool: Counter[int] = Counter()
@@ -114,33 +118,44 @@ def _gpu_choices(
             pool[_accepting(prof, reqs)] += n
         key = tuple(sorted((mask, n) for mask, n in pool.items() if mask))
         best[key] = min(best.get(key, cost), cost)
+    out: list[tuple[object, tuple[tuple[int, int], ...], int]] = [
+        (("mig", supply), supply, cost) for supply, cost in best.items()
+    ]
     if sharing:
         for j, r in enumerate(reqs):
             if r.shared_seats(model) and r.seats:
-                best.setdefault(((1 << j, min(r.shared_seats(model), r.seats)),), 0)
-    return list(best.items())
+                out.append(("disabled", ((1 << j, min(r.shared_seats(model), r.seats)),), 0))
+    return out
 
 
-def _brute(gpus: list[GpuModel], reqs: tuple[Requirement, ...], sharing: bool) -> tuple[int, int]:
-    """(most seats, fewest stranded slices for that) over every choice for every GPU (GPUs of
-    one model are interchangeable, so combinations with repetition per model), seats by trying
-    every split of the pooled instances among the requirements (``_serve``)."""
+def _brute(
+    gpus: list[GpuModel], reqs: tuple[Requirement, ...], sharing: bool
+) -> tuple[int, int, int]:
+    """(most seats, fewest stranded slices for that, fewest distinct layouts for both) over
+    every choice for every GPU (GPUs of one model are interchangeable, so combinations with
+    repetition per model), seats by trying every split of the pooled instances among the
+    requirements (``_serve``)."""
     options = [
-        itertools.combinations_with_replacement(_gpu_choices(m, reqs, sharing), n)
+        [
+            (m, picks)
+            for picks in itertools.combinations_with_replacement(_gpu_choices(m, reqs, sharing), n)
+        ]
         for m, n in Counter(gpus).items()
     ]
     need = tuple(r.seats for r in reqs)
-    best = (-1, 0)
+    best = (-1, 0, 0)
     for combo in itertools.product(*options):
         pooled: Counter[int] = Counter()
         cost = 0
-        for picks in combo:
-            for counts, stranded_slices in picks:
+        keys = set()
+        for model, picks in combo:
+            for key, counts, stranded_slices in picks:
+                keys.add((model, key))
                 cost += stranded_slices
                 for mask, n in counts:
                     pooled[mask] += n
-        best = max(best, (_serve(tuple(sorted(pooled.items())), need), -cost))
-    return best[0], -best[1]
+        best = max(best, (_serve(tuple(sorted(pooled.items())), need), -cost, -len(keys)))
+    return best[0], -best[1], -best[2]
 
 
 def _check_plan(result: MultiPlan, gpus: list[GpuModel], sharing: bool) -> None:
@@ -201,9 +216,10 @@ def test_against_brute_force(
         Node("y", tuple((m, 1) for m in gpus[split:])),
     )
     result = plan_nodes(NO_ALTERNATIVES, nodes, demand, sharing)
-    seats, cost = _brute(gpus, demand, sharing)
+    seats, cost, layouts = _brute(gpus, demand, sharing)
     assert result.seats_max == seats
     assert result.stranded.total == cost
+    assert result.distinct_layouts == layouts
     _check_plan(result, gpus, sharing)
 
 
@@ -396,3 +412,66 @@ def test_integer_search_against_enumeration(problem: Problem) -> None:
             <= size
         )
     assert reaches(problem, best.seats) and not reaches(problem, best.seats + 1)
+
+
+# --- the third stage on its own: fewest distinct keys, against enumeration ------------------
+
+
+@st.composite
+def keyed_problems(draw: st.DrawFn) -> tuple[Problem, tuple[int, ...]]:
+    problem = draw(problems())
+    keys = tuple(
+        p.group * 10 + draw(st.integers(0, 2)) if draw(st.booleans()) else 100 + i
+        for i, p in enumerate(problem.columns)
+    )
+    return problem, keys
+
+
+def _enumerate_full(problem: Problem, keys: tuple[int, ...]) -> tuple[int, int, int]:
+    """(most seats, least cost, fewest distinct keys) over count vectors giving every GPU a
+    column."""
+    per_group = []
+    for g, size in enumerate(problem.sizes):
+        cols = [p for p, c in enumerate(problem.columns) if c.group == g]
+        per_group.append(
+            [
+                dict(zip(cols, split, strict=True))
+                for split in itertools.product(range(size + 1), repeat=len(cols))
+                if sum(split) == size
+            ]
+        )
+    best = (-1, 0, 0)
+    for picks in itertools.product(*per_group):
+        counts = tuple(next(pick[p] for pick in picks if p in pick) for p in range(len(keys)))
+        cost = sum(n * c.cost for n, c in zip(counts, problem.columns, strict=True))
+        used = {k for k, n in zip(keys, counts, strict=True) if n}
+        best = max(best, (seats_served(problem, counts), -cost, -len(used)))
+    return best[0], -best[1], -best[2]
+
+
+@settings(max_examples=400, deadline=None)
+@given(keyed=keyed_problems())
+def test_fewest_keys_against_enumeration(keyed: tuple[Problem, tuple[int, ...]]) -> None:
+    problem, keys = keyed
+    seats, cost, fewest = _enumerate_full(problem, keys)
+    counts = fewest_keys(problem, keys, seats, cost)
+    for g, size in enumerate(problem.sizes):
+        assert sum(n for n, c in zip(counts, problem.columns, strict=True) if c.group == g) == size
+    assert seats_served(problem, counts) == seats
+    assert sum(n * c.cost for n, c in zip(counts, problem.columns, strict=True)) == cost
+    assert len({k for k, n in zip(keys, counts, strict=True) if n}) == fewest
+
+
+def test_one_layout_per_model_when_the_demand_allows() -> None:
+    # 300 seats of four shapes on 1,000 GPUs of four models: every model can run one layout
+    nodes = tuple(Node(f"n{i}", ((MODELS[i % 4], 8),)) for i in range(125))
+    reqs = (
+        Requirement(150, 8 * GIB),
+        Requirement(45, profile="3g.20gb"),
+        Requirement(60, 20 * 10**9),
+        Requirement(45, 40 * 10**9),
+    )
+    result = plan_nodes(CAT, nodes, reqs)
+    assert result.feasible and result.stranded.total == 0
+    assert result.distinct_layouts == 4
+    assert len({c.config for c in node_configs(result)}) == 4
