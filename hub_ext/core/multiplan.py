@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile
 from hub_ext.core.multiplan_distinct import fewest_keys
+from hub_ext.core.multiplan_flow import allocate
 from hub_ext.core.multiplan_ip import least_extra, reaches, solve
 from hub_ext.core.multiplan_lp import Column, Problem
 
@@ -225,49 +226,33 @@ def choices(
     return tuple(kept)
 
 
-@dataclass(frozen=True)
-class _Pools:
-    """How the search's groups and columns map back to models: models whose setups are alike
-    (same instances per class, same extra stranded slices) share one group."""
-
-    members: tuple[tuple[GpuModel, ...], ...]
-    payload: tuple[tuple[_Choice, ...], ...]  # per column, the choice for each member model
-
-    def group(self, model: GpuModel) -> int:
-        return next(g for g, models in enumerate(self.members) if model in models)
-
-
 def _problem(
     groups: list[tuple[GpuModel, int]],
     reqs: tuple[Requirement, ...],
     allow_sharing: bool,
     costed: bool,
-) -> tuple[Problem, _Pools]:
+) -> tuple[Problem, tuple[tuple[GpuModel, ...], ...]]:
+    """The first two stages' problem. Models whose setups are alike (same instances per class,
+    same extra stranded slices) share one group; also returned: each group's models."""
     per_model = [choices(model, reqs, allow_sharing, costed) for model, _ in groups]
     classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
     index = {m: s for s, m in enumerate(classes)}
-    pools: dict[tuple[tuple[tuple[int, ...], int], ...], list[tuple[GpuModel, int, list[_Choice]]]]
-    pools = {}
+    pools: dict[tuple[tuple[tuple[int, ...], int], ...], list[tuple[GpuModel, int]]] = {}
     for (model, n), chs in zip(groups, per_model, strict=True):
         cheapest = min(ch.stranded.total for ch in chs) if costed else 0
-        keyed = []
+        signature = []
         for ch in chs:
             supply = [0] * len(classes)
             for m, c in ch.supply:
                 supply[index[m]] = c
-            keyed.append(((tuple(supply), ch.stranded.total - cheapest if costed else 0), ch))
-        keyed.sort(key=lambda kc: kc[0])
-        pools.setdefault(tuple(k for k, _ in keyed), []).append((model, n, [c for _, c in keyed]))
-    columns: list[Column] = []
-    payload: list[tuple[_Choice, ...]] = []
-    for g, (signature, pooled) in enumerate(pools.items()):
-        for p, (vector, extra) in enumerate(signature):
-            columns.append(Column(g, vector, extra))
-            payload.append(tuple(chs[p] for _, _, chs in pooled))
-    sizes = tuple(sum(n for _, n, _ in pooled) for pooled in pools.values())
+            signature.append((tuple(supply), ch.stranded.total - cheapest if costed else 0))
+        pools.setdefault(tuple(sorted(signature)), []).append((model, n))
+    columns = [
+        Column(g, vector, extra) for g, signature in enumerate(pools) for vector, extra in signature
+    ]
+    sizes = tuple(sum(n for _, n in pooled) for pooled in pools.values())
     problem = Problem(tuple(classes), tuple(r.seats for r in reqs), sizes, tuple(columns))
-    members = tuple(tuple(m for m, _, _ in pooled) for pooled in pools.values())
-    return problem, _Pools(members, tuple(payload))
+    return problem, tuple(tuple(m for m, _ in pooled) for pooled in pools.values())
 
 
 def _all_choices(
@@ -289,13 +274,14 @@ def _all_choices(
 
 def _per_model(
     sizes: dict[GpuModel, int], reqs: tuple[Requirement, ...], allow_sharing: bool
-) -> tuple[Problem, _Pools, tuple[int, ...], int]:
-    """The third stage's problem: one group per model, its columns keyed by layout; also the
-    cost every GPU on its cheapest column adds up to (column costs are relative to that)."""
+) -> tuple[Problem, tuple[_Choice, ...], tuple[int, ...], int]:
+    """The third stage's problem: one group per model, its columns (with their setups) keyed by
+    layout; also the cost every GPU on its cheapest column adds up to (column costs are relative
+    to that)."""
     per_model = [_all_choices(model, reqs, allow_sharing) for model in sizes]
     classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
     columns: list[Column] = []
-    payload: list[tuple[_Choice, ...]] = []
+    setups: list[_Choice] = []
     keys: list[int] = []
     ids: dict[tuple[int, tuple[tuple[str, int], ...] | None], int] = {}
     floor = 0
@@ -306,12 +292,12 @@ def _per_model(
             have = dict(ch.supply)
             supply = tuple(have.get(m, 0) for m in classes)
             columns.append(Column(g, supply, ch.stranded.total - cheapest))
-            payload.append((ch,))
+            setups.append(ch)
             keys.append(ids.setdefault((g, layout_key(ch.layout)), len(ids)))
     problem = Problem(
         tuple(classes), tuple(r.seats for r in reqs), tuple(sizes.values()), tuple(columns)
     )
-    return problem, _Pools(tuple((m,) for m in sizes), tuple(payload)), tuple(keys), floor
+    return problem, tuple(setups), tuple(keys), floor
 
 
 def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
@@ -325,87 +311,23 @@ def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
     return out
 
 
-def _allocate(problem: Problem, counts: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-    """A maximum flow ``flow[class][requirement]`` for the column counts (augmenting paths)."""
-    nclass, nreq = len(problem.classes), len(problem.demand)
-    left = [
-        sum(n * col.supply[s] for n, col in zip(counts, problem.columns, strict=True))
-        for s in range(nclass)
-    ]
-    need = list(problem.demand)
-    flow = [[0] * nreq for _ in range(nclass)]
-    while True:
-        via_class = [-1] * nreq  # class through which a requirement was reached
-        via_req = [-2] * nclass  # requirement through which a class was reached (-1: source)
-        queue = [s for s in range(nclass) if left[s] > 0]
-        for s in queue:
-            via_req[s] = -1
-        end = -1
-        while queue and end < 0:
-            nxt: list[int] = []
-            for s in queue:
-                for j in range(nreq):
-                    if not problem.classes[s] >> j & 1 or via_class[j] >= 0:
-                        continue
-                    via_class[j] = s
-                    if need[j] > 0:
-                        end = j
-                        break
-                    for t in range(nclass):
-                        if flow[t][j] > 0 and via_req[t] == -2:
-                            via_req[t] = j
-                            nxt.append(t)
-                if end >= 0:
-                    break
-            queue = nxt
-        if end < 0:
-            break
-        path: list[tuple[int, int, int]] = []  # (class, requirement, +1 forward / -1 backward)
-        j = end
-        while True:
-            s = via_class[j]
-            path.append((s, j, 1))
-            if via_req[s] < 0:
-                break
-            j = via_req[s]
-            path.append((s, j, -1))
-        start = path[-1][0]
-        amount = min([left[start], need[end]] + [flow[s][j] for s, j, d in path if d < 0])
-        for s, j, d in path:
-            flow[s][j] += d * amount
-        left[start] -= amount
-        need[end] -= amount
-    return tuple(tuple(row) for row in flow)
-
-
 def _deal(
     assigned: list[tuple[str, int, GpuModel]],
-    sizes: dict[GpuModel, int],
+    models: tuple[GpuModel, ...],
     problem: Problem,
-    pools: _Pools,
+    setups: tuple[_Choice, ...],
     counts: tuple[int, ...],
 ) -> tuple[tuple[GpuAssignment, ...], Vec]:
-    """Hand the chosen setups to the GPUs and split the served seats among them.
-
-    GPUs left unused by the search get their group's least stranded setup. Per model the most
-    used setup goes to the first GPUs, so that a node's GPUs share one layout where possible.
-    """
-    final = list(counts)
+    """Hand the chosen setups (every GPU of group g, model ``models[g]``, has one) to the GPUs
+    and split the served seats among them. Per model the most used setup goes to the first GPUs,
+    so that a node's GPUs share one layout where possible."""
     queue: dict[GpuModel, list[_Choice]] = {}
-    for g, models in enumerate(pools.members):
+    for g, model in enumerate(models):
         cols = [p for p, col in enumerate(problem.columns) if col.group == g]
-        idle = problem.sizes[g] - sum(final[p] for p in cols)
-        if idle:
-            free = [p for p in cols if problem.columns[p].cost == 0]
-            final[max(free, key=lambda p: (final[p], -p))] += idle
-        left = {p: final[p] for p in cols}
-        for k, model in enumerate(models):
-            queue[model] = []
-            for p in sorted(cols, key=lambda p: (-left[p], p)):
-                take = min(left[p], sizes[model] - len(queue[model]))
-                queue[model] += [pools.payload[p][k]] * take
-                left[p] -= take
-    flow = [list(row) for row in _allocate(problem, tuple(final))]
+        queue[model] = [
+            setups[p] for p in sorted(cols, key=lambda p: (-counts[p], p)) for _ in range(counts[p])
+        ]
+    flow = [list(row) for row in allocate(problem, counts)]
     index = {m: s for s, m in enumerate(problem.classes)}
     out: list[GpuAssignment] = []
     cursor: Counter[GpuModel] = Counter()
@@ -439,8 +361,8 @@ def _smallest(
     does not): a guess from the linear relaxation, checked exactly and corrected by search."""
     sizes = dict(base)
     sizes.setdefault(model, 0)
-    problem, pools = _problem(list(sizes.items()), reqs, sharing, costed=False)
-    group = pools.group(model)
+    problem, members = _problem(list(sizes.items()), reqs, sharing, costed=False)
+    group = next(g for g, models in enumerate(members) if model in models)
     demand = sum(problem.demand)
     guess = least_extra(problem, group)
     if guess is None:
@@ -489,9 +411,9 @@ def plan_nodes(
         n * min(ch.stranded.total for ch in choices(model, reqs, allow_sharing))
         for model, n in sizes.items()
     )
-    keyed, pools, keys, floor = _per_model(sizes, reqs, allow_sharing)
+    keyed, setups, keys, floor = _per_model(sizes, reqs, allow_sharing)
     counts = fewest_keys(keyed, keys, best.seats, cost - floor)
-    gpus, satisfied = _deal(assigned, sizes, keyed, pools, counts)
+    gpus, satisfied = _deal(assigned, tuple(sizes), keyed, setups, counts)
     alternatives: list[ExtraGpus] = []
     if sum(satisfied) < sum(r.seats for r in reqs):
         for model in catalog.models:

@@ -32,8 +32,13 @@ def test_reference_lab_json(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(out)
     assert code == 3
     assert doc["feasible"] is False and doc["seats_requested"] == 50 and doc["seats_max"] == 40
-    assert {"model": "A100-SXM4-80GB", "count": 8} in doc["alternatives"]
+    alternatives = {(a["model"], a["count"]) for a in doc["alternatives"]}
+    assert {("A100-SXM4-40GB", 13), ("A100-SXM4-80GB", 8), ("H100-SXM5-80GB", 8)} <= alternatives
     assert set(doc) >= {"layouts", "stranded"}
+    # one layout per GPU: four 1g.10gb instances on each (or 1g.10gb plus three 2g.10gb)
+    assert [lay["gpu"] for lay in doc["layouts"]] == list(range(10))
+    assert all(len(lay["instances"]) == 4 for lay in doc["layouts"])
+    assert doc["stranded"] == {"memory_slices": 0, "compute_slices": 0}
 
 
 def test_feasible_and_mig_parted(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +79,7 @@ def test_mig_profiles_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_reference_lab_report() -> None:
-    assert "at most 40 seats" in reference_lab_report()
+    assert "Feasible: no (40 of 50 seats)" in reference_lab_report()
 
 
 NODES = """nodes:
