@@ -114,8 +114,10 @@ def multi_to_json(result: MultiPlan) -> dict[str, Any]:
             "compute_slices": result.stranded.compute_slices,
         },
         "distinct_layouts": result.distinct_layouts,
+        "distinct_layouts_proven": result.layouts_proven,
         "alternatives": [
-            {"model": a.model, "count": a.alone, "extra": a.extra} for a in result.alternatives
+            {"model": a.model, "count": a.alone, "extra": a.extra, "proven": a.proven}
+            for a in result.alternatives
         ],
     }
 
@@ -132,10 +134,17 @@ def multi_to_table(result: MultiPlan) -> str:
         out.append(f"  node {c.node}: nvidia.com/mig.config={c.config}")
     st = result.stranded
     out.append(f"Stranded: {st.memory_slices} memory / {st.compute_slices} compute slices")
-    out.append(f"Distinct layouts: {result.distinct_layouts}")
+    out.append(
+        f"Distinct layouts: {result.distinct_layouts}"
+        + ("" if result.layouts_proven else " (the fewest found; fewer not ruled out)")
+    )
     if result.alternatives:
         out.append("Extra GPUs that would meet the demand (or GPUs of that model alone):")
-        out.extend(f"  +{a.extra} {a.model} (alone: {a.alone})" for a in result.alternatives)
+        out.extend(
+            f"  +{a.extra} {a.model} (alone: {a.alone})"
+            + ("" if a.proven else " - the smallest found; fewer not ruled out")
+            for a in result.alternatives
+        )
     return "\n".join(out)
 
 

@@ -6,16 +6,20 @@ Method (see ``docs/explanation/mig-planner.md``):
    per *class*, the set of requirements an instance can serve; with sharing allowed, "MIG
    disabled, the whole GPU shared by seats of requirement j" is one more choice. Per count the
    least stranded layout is kept, and a choice is dropped when another one's instances can stand
-   in for all of its instances at no more stranded slices. Models with identical choices pool.
+   in for all of its instances at no more stranded slices (whole-GPU sharing choices stay: they
+   share one layout).
 2. GPUs of one model are interchangeable, so the plan is how many GPUs of each model use each
    choice: a small integer programme (``multiplan_ip``) solved exactly, first for the most
    satisfied seats, then for the fewest stranded slices.
 3. Among plans with those seats and stranded slices, the fewest distinct layouts (a GPU model's
-   layout, instances per profile as mig-parted sees them; MIG disabled counts as one), also
-   exactly (``multiplan_distinct``), over one group per model.
+   layout, instances per profile as mig-parted sees them; MIG disabled counts as one)
+   (``multiplan_distinct``): exact unless a proof needs more than a bounded search, which the plan
+   then says.
 4. The counts are dealt to the GPUs, most used layout first so that a node's GPUs share one
    layout where possible, and a maximum flow splits the served seats among requirements and
    GPUs.
+5. When the demand does not fit: per catalog model, the fewest GPUs to add (models with identical
+   choices pooled), each proof that fewer fall short again bounded.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile
 from hub_ext.core.multiplan_distinct import fewest_keys
 from hub_ext.core.multiplan_flow import allocate
-from hub_ext.core.multiplan_ip import least_extra, reaches, solve
+from hub_ext.core.multiplan_ip import PROOF_NODES, least_extra, reaches, solve
 from hub_ext.core.multiplan_lp import Column, Problem
 
 Vec = tuple[int, ...]
@@ -101,11 +105,14 @@ class GpuAssignment:
 
 @dataclass(frozen=True)
 class ExtraGpus:
-    """Adding ``extra`` GPUs of ``model`` meets the demand; ``alone`` of them would on their own."""
+    """Adding ``extra`` GPUs of ``model`` meets the demand; ``alone`` of them would on their own.
+    ``proven``: both are the smallest such numbers (False: the smallest found, the proof that one
+    fewer falls short stopped at its node limit)."""
 
     model: str
     extra: int
     alone: int
+    proven: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class MultiPlan:
     gpus: tuple[GpuAssignment, ...]
     satisfied: Vec
     alternatives: tuple[ExtraGpus, ...]
+    layouts_proven: bool = True  # False: the fewest distinct layouts found, fewer not ruled out
 
     @property
     def seats_requested(self) -> int:
@@ -226,30 +234,18 @@ def choices(
     return tuple(kept)
 
 
-def _problem(
-    groups: list[tuple[GpuModel, int]],
-    reqs: tuple[Requirement, ...],
-    allow_sharing: bool,
-    costed: bool,
+def _pooled(
+    groups: list[tuple[GpuModel, int]], reqs: tuple[Requirement, ...], allow_sharing: bool
 ) -> tuple[Problem, tuple[tuple[GpuModel, ...], ...]]:
-    """The first two stages' problem. Models whose setups are alike (same instances per class,
-    same extra stranded slices) share one group; also returned: each group's models."""
-    per_model = [choices(model, reqs, allow_sharing, costed) for model, _ in groups]
+    """The alternatives' problem, stranded slices aside: models whose setups serve alike (same
+    instances per class) share one group; also returned: each group's models."""
+    per_model = [choices(model, reqs, allow_sharing, costed=False) for model, _ in groups]
     classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
-    index = {m: s for s, m in enumerate(classes)}
-    pools: dict[tuple[tuple[tuple[int, ...], int], ...], list[tuple[GpuModel, int]]] = {}
+    pools: dict[tuple[tuple[int, ...], ...], list[tuple[GpuModel, int]]] = {}
     for (model, n), chs in zip(groups, per_model, strict=True):
-        cheapest = min(ch.stranded.total for ch in chs) if costed else 0
-        signature = []
-        for ch in chs:
-            supply = [0] * len(classes)
-            for m, c in ch.supply:
-                supply[index[m]] = c
-            signature.append((tuple(supply), ch.stranded.total - cheapest if costed else 0))
-        pools.setdefault(tuple(sorted(signature)), []).append((model, n))
-    columns = [
-        Column(g, vector, extra) for g, signature in enumerate(pools) for vector, extra in signature
-    ]
+        signature = sorted(tuple(dict(ch.supply).get(m, 0) for m in classes) for ch in chs)
+        pools.setdefault(tuple(signature), []).append((model, n))
+    columns = [Column(g, vector, 0) for g, signature in enumerate(pools) for vector in signature]
     sizes = tuple(sum(n for _, n in pooled) for pooled in pools.values())
     problem = Problem(tuple(classes), tuple(r.seats for r in reqs), sizes, tuple(columns))
     return problem, tuple(tuple(m for m, _ in pooled) for pooled in pools.values())
@@ -274,20 +270,17 @@ def _all_choices(
 
 def _per_model(
     sizes: dict[GpuModel, int], reqs: tuple[Requirement, ...], allow_sharing: bool
-) -> tuple[Problem, tuple[_Choice, ...], tuple[int, ...], int]:
-    """The third stage's problem: one group per model, its columns (with their setups) keyed by
-    layout; also the cost every GPU on its cheapest column adds up to (column costs are relative
-    to that)."""
+) -> tuple[Problem, tuple[_Choice, ...], tuple[int, ...]]:
+    """The problem of all three stages: one group per model, its columns (with their setups,
+    costs relative to the model's least stranded setup) keyed by layout."""
     per_model = [_all_choices(model, reqs, allow_sharing) for model in sizes]
     classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
     columns: list[Column] = []
     setups: list[_Choice] = []
     keys: list[int] = []
     ids: dict[tuple[int, tuple[tuple[str, int], ...] | None], int] = {}
-    floor = 0
-    for g, (n, chs) in enumerate(zip(sizes.values(), per_model, strict=True)):
+    for g, chs in enumerate(per_model):
         cheapest = min(ch.stranded.total for ch in chs)
-        floor += n * cheapest
         for ch in chs:
             have = dict(ch.supply)
             supply = tuple(have.get(m, 0) for m in classes)
@@ -297,7 +290,20 @@ def _per_model(
     problem = Problem(
         tuple(classes), tuple(r.seats for r in reqs), tuple(sizes.values()), tuple(columns)
     )
-    return problem, tuple(setups), tuple(keys), floor
+    return problem, tuple(setups), tuple(keys)
+
+
+def _everyone(problem: Problem, counts: tuple[int, ...]) -> tuple[int, ...]:
+    """The counts with every GPU the search left unused on its group's most used setup among
+    the least stranded ones (seats can only grow, stranded slices stay)."""
+    final = list(counts)
+    for g, n in enumerate(problem.sizes):
+        cols = [p for p, col in enumerate(problem.columns) if col.group == g]
+        idle = n - sum(final[p] for p in cols)
+        if idle:
+            free = [p for p in cols if problem.columns[p].cost == 0]
+            final[max(free, key=lambda p: (final[p], -p))] += idle
+    return tuple(final)
 
 
 def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
@@ -349,48 +355,54 @@ def _deal(
     return tuple(out), satisfied
 
 
-def _meets(problem: Problem, group: int, extra: int) -> bool:
-    sizes = tuple(n + extra if g == group else n for g, n in enumerate(problem.sizes))
-    return reaches(replace(problem, sizes=sizes), sum(problem.demand))
-
-
 def _smallest(
     base: dict[GpuModel, int], model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool
-) -> int | None:
+) -> tuple[int, bool] | None:
     """Smallest n such that ``base`` plus n GPUs of ``model`` meets the demand (which base alone
-    does not): a guess from the linear relaxation, checked exactly and corrected by search."""
+    does not): a guess from the linear relaxation, checked exactly and corrected by search.
+    Also whether n is proven the smallest: each proof that fewer GPUs fall short may visit at
+    most ``PROOF_NODES`` nodes; past that, n is the smallest number found to meet the demand."""
     sizes = dict(base)
     sizes.setdefault(model, 0)
-    problem, members = _problem(list(sizes.items()), reqs, sharing, costed=False)
+    problem, members = _pooled(list(sizes.items()), reqs, sharing)
     group = next(g for g, models in enumerate(members) if model in models)
     demand = sum(problem.demand)
+    proven = True
+
+    def meets(extra: int) -> bool:
+        nonlocal proven
+        grown = tuple(n + extra if g == group else n for g, n in enumerate(problem.sizes))
+        answer = reaches(replace(problem, sizes=grown), demand, PROOF_NODES)
+        proven = proven and answer is not None
+        return answer is True
+
     guess = least_extra(problem, group)
     if guess is None:
-        if not _meets(problem, group, demand):
+        if not meets(demand):
             return None
         lo, hi = 0, demand
     else:
         first = min(max(1, math.ceil(guess - 1e-6)), max(demand, 1))
-        if _meets(problem, group, first):
-            if first == 1 or not _meets(problem, group, first - 1):
-                return first
+        if meets(first):
+            if first == 1 or not meets(first - 1):
+                return first, proven
             lo, hi = 0, first - 1
         else:
             lo, step = first, 1
             while True:  # gallop up; n = demand always meets if any n does
                 hi = min(lo + step, demand)
-                if _meets(problem, group, hi):
+                if meets(hi):
                     break
                 if hi >= demand:
                     return None
                 lo, step = hi, step * 2
-    while hi - lo > 1:  # lo does not meet the demand, hi does
+    while hi - lo > 1:  # lo does not meet the demand (or is not known to), hi does
         mid = (lo + hi) // 2
-        if _meets(problem, group, mid):
+        if meets(mid):
             hi = mid
         else:
             lo = mid
-    return hi
+    return hi, proven
 
 
 def plan_nodes(
@@ -405,14 +417,8 @@ def plan_nodes(
     sizes: dict[GpuModel, int] = {}
     for _, _, model in assigned:
         sizes[model] = sizes.get(model, 0) + 1
-    problem, _ = _problem(list(sizes.items()), reqs, allow_sharing, costed=True)
-    best = solve(problem)
-    cost = best.cost + sum(
-        n * min(ch.stranded.total for ch in choices(model, reqs, allow_sharing))
-        for model, n in sizes.items()
-    )
-    keyed, setups, keys, floor = _per_model(sizes, reqs, allow_sharing)
-    counts = fewest_keys(keyed, keys, best.seats, cost - floor)
+    keyed, setups, keys = _per_model(sizes, reqs, allow_sharing)
+    counts, proven = fewest_keys(keyed, keys, _everyone(keyed, solve(keyed).counts))
     gpus, satisfied = _deal(assigned, tuple(sizes), keyed, setups, counts)
     alternatives: list[ExtraGpus] = []
     if sum(satisfied) < sum(r.seats for r in reqs):
@@ -420,5 +426,6 @@ def plan_nodes(
             extra = _smallest(sizes, model, reqs, allow_sharing)
             alone = _smallest({}, model, reqs, allow_sharing)
             if extra is not None and alone is not None:
-                alternatives.append(ExtraGpus(model.name, extra, alone))
-    return MultiPlan(reqs, gpus, satisfied, tuple(alternatives))
+                both = extra[1] and alone[1]
+                alternatives.append(ExtraGpus(model.name, extra[0], alone[0], both))
+    return MultiPlan(reqs, gpus, satisfied, tuple(alternatives), proven)

@@ -21,11 +21,12 @@ import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from hub_ext.core.multiplan_ip import solve
-from hub_ext.core.multiplan_lp import MinCut, Problem, mincut, simplex
+from hub_ext.core.multiplan_ip import PROOF_NODES, attempt
+from hub_ext.core.multiplan_lp import MinCut, Problem, mincut, seats_served, simplex
 
 _SCALE = 1 << 20  # denominator of the rounded multipliers of learned conditions
 _LEARNED = 256  # learned conditions kept at most
+_UNSURE = 4  # key sets left undecided (their search hit its node limit) before giving up
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class _Levels:
     """The search for one target (seats, cost) over one problem."""
 
     def __init__(self, problem: Problem, keys: tuple[int, ...], seats: int, cost: int) -> None:
-        self.problem, self.cost = problem, cost
+        self.problem, self.keys, self.seats, self.cost = problem, keys, seats, cost
+        self.unsure = 0  # key sets whose exact check hit its node limit
         self.cuts: MinCut = mincut(problem)
         self.binding = [i for i, b in enumerate(self.cuts.base) if seats - b > 0]
         self.need = [seats - self.cuts.base[i] for i in self.binding]
@@ -88,13 +90,17 @@ class _Levels:
         rhs = sum(map(operator.mul, weights, self.need)) - cost_weight * self.cost
         return _Test(keys, tuple(rest), rhs)
 
-    def plan(self) -> tuple[int, ...]:
-        """Counts with the fewest keys (every GPU on a column)."""
-        for level in range(self.used[0], self.most[0] + 1):
+    def plan(self, start: tuple[int, ...]) -> tuple[tuple[int, ...], bool]:
+        """Counts with the fewest keys (every GPU on a column), starting from a plan ``start``
+        that reaches the target; and whether they are proven the fewest."""
+        used = len({self.keys[p] for p, n in enumerate(start) if n})
+        for level in range(self.used[0], used):
             found = next(self._search(0, level, []), None)
             if found is not None:
-                return found
-        raise ValueError("no plan reaches the target seats and cost")
+                return found, not self.unsure
+            if self.unsure >= _UNSURE:
+                break
+        return start, not self.unsure
 
     def _passes(self, chosen: list[tuple[int, ...]]) -> bool:
         """Whether the chosen keys of the first groups meet every condition."""
@@ -217,7 +223,10 @@ class _Levels:
 
     def _restricted(self, columns: list[tuple[int, ...]]) -> tuple[int, ...] | None:
         """The exact search over the chosen columns only (costs relative to each group's
-        cheapest chosen column, which unused GPUs then get)."""
+        cheapest chosen column, which unused GPUs then get), limited to ``PROOF_NODES`` nodes
+        per search; a key set it cannot decide counts as unsure."""
+        if self.unsure >= _UNSURE:
+            return None
         keep = [p for cols in columns for p in cols]
         cols = self.problem.columns
         cheapest = [min((cols[p].cost for p in group), default=0) for group in columns]
@@ -227,9 +236,13 @@ class _Levels:
                 replace(cols[p], cost=cols[p].cost - cheapest[cols[p].group]) for p in keep
             ),
         )
-        best = solve(sub)
+        room = self.cost - sum(map(operator.mul, cheapest, self.problem.sizes))
+        tried = attempt(sub, self.seats, room, PROOF_NODES)
+        if tried.found is None:
+            self.unsure += not tried.complete
+            return None
         counts = [0] * len(cols)
-        for p, k in zip(keep, best.counts, strict=True):
+        for p, k in zip(keep, tried.found.counts, strict=True):
             counts[p] = k
         for g, group in enumerate(columns):
             idle = self.problem.sizes[g] - sum(counts[p] for p in group)
@@ -247,8 +260,14 @@ def _clip(lo: int, hi: int, slope: int, room: int) -> tuple[int, int]:
     return (lo, hi) if room >= 0 else (1, 0)
 
 
-def fewest_keys(problem: Problem, keys: tuple[int, ...], seats: int, cost: int) -> tuple[int, ...]:
-    """Column counts giving every GPU a column, serving at least ``seats`` seats at a total cost
-    of at most ``cost``, with the fewest distinct ``keys`` (``keys[p]`` is column p's key; a key's
-    columns belong to one group). Raises ValueError when no plan reaches the target."""
-    return _Levels(problem, keys, seats, cost).plan()
+def fewest_keys(
+    problem: Problem, keys: tuple[int, ...], start: tuple[int, ...]
+) -> tuple[tuple[int, ...], bool]:
+    """Column counts giving every GPU a column, serving at least the seats of the plan ``start``
+    (which gives every GPU a column) at no more cost, with the fewest distinct ``keys``
+    (``keys[p]`` is column p's key; a key's columns belong to one group); and whether that is
+    proven the fewest (False when some key set's exact check hit its node limit: then the
+    counts use the fewest keys found, at most those of ``start``)."""
+    seats = seats_served(problem, start)
+    cost = sum(n * col.cost for n, col in zip(start, problem.columns, strict=True))
+    return _Levels(problem, keys, seats, cost).plan(start)

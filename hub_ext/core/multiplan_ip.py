@@ -36,6 +36,7 @@ from hub_ext.core.multiplan_lp import (
 _SCALE = 1 << 40  # denominator of the rounded Lagrange multipliers
 _ROUNDS = 6  # rounds of cutting planes at the root
 _MOVES = 64  # single-GPU moves tried per heuristic solution
+PROOF_NODES = 200  # nodes a "can these GPUs serve that many seats?" search may visit
 
 
 def _bound(
@@ -184,10 +185,14 @@ def _branch(values: list[float], bounds: Bounds) -> list[Bounds]:
 
 class _Search:
     """One branch and bound run for ``goal``, improving the incumbent ``best``; with a
-    ``target``, it stops as soon as a plan reaches it."""
+    ``target``, it stops as soon as a plan reaches it; with a ``limit``, after that many nodes
+    (``complete`` then tells whether the search space was exhausted)."""
 
-    def __init__(self, problem: Problem, goal: Goal, best: Solution, target: int) -> None:
+    def __init__(
+        self, problem: Problem, goal: Goal, best: Solution, target: int, limit: int = 0
+    ) -> None:
         self.problem, self.goal, self.best, self.target = problem, goal, best, target
+        self.limit, self.complete = limit, True
         self.heuristic = _Heuristic(problem, mincut(problem), goal)
         self.system = system(problem, goal)
         self.root = (
@@ -245,6 +250,9 @@ class _Search:
         for order in itertools.count(1):
             if not heap or self.done():
                 break
+            if self.limit and order > self.limit:
+                self.complete = False
+                break
             parent, _, node = heapq.heappop(heap)
             visited = self.visit(node, fix=True) if -parent >= self.need() else None
             if visited is None:
@@ -271,11 +279,44 @@ def solve(problem: Problem) -> Solution:
     return _Search(problem, Goal(weight, True, first.seats), first, 0).run()
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What :func:`attempt` found: counts reaching the target, or None and whether that none
+    exists is proven (``complete``)."""
+
+    found: Solution | None
+    complete: bool
+
+
+def attempt(problem: Problem, seats: int, cost: int, limit: int = 0) -> Attempt:
+    """Counts serving at least ``seats`` seats at a cost of at most ``cost``, each of the two
+    searches (seats, then cost) visiting at most ``limit`` nodes (0: no limit)."""
+    first = _Search(problem, Goal(1, False), _unused(problem), max(seats, 1), limit)
+    best = first.run()
+    if best.seats < seats:
+        return Attempt(None, first.complete)
+    if best.cost <= cost:
+        return Attempt(best, True)
+    spread = [0 for _ in problem.sizes]
+    for col in problem.columns:
+        spread[col.group] = max(spread[col.group], col.cost)
+    weight = 1 + sum(map(operator.mul, spread, problem.sizes))
+    second = _Search(problem, Goal(weight, True, seats), best, weight * seats - cost, limit)
+    best = second.run()
+    if best.seats >= seats and best.cost <= cost:
+        return Attempt(best, True)
+    return Attempt(None, second.complete)
+
+
 @functools.lru_cache(maxsize=1024)
-def reaches(problem: Problem, seats: int) -> bool:
-    """Whether some counts serve ``seats`` seats (remembered: the planner asks again for models
+def reaches(problem: Problem, seats: int, limit: int = 0) -> bool | None:
+    """Whether some counts serve ``seats`` seats; None when a search limited to ``limit`` nodes
+    neither found such counts nor ruled them out (remembered: the planner asks again for models
     whose layouts look alike)."""
-    return _Search(problem, Goal(1, False), _unused(problem), max(seats, 1)).run().seats >= seats
+    search = _Search(problem, Goal(1, False), _unused(problem), max(seats, 1), limit)
+    if search.run().seats >= seats:
+        return True
+    return False if search.complete else None
 
 
 @functools.lru_cache(maxsize=256)

@@ -112,7 +112,9 @@ def test_require_reference_lab(capsys: pytest.CaptureFixture[str]) -> None:
     )
     doc = json.loads(out)
     assert code == 3 and doc["seats_max"] == 40
-    assert {"model": "A100-SXM4-40GB", "count": 13, "extra": 3} in doc["alternatives"]
+    assert {"model": "A100-SXM4-40GB", "count": 13, "extra": 3, "proven": True} in doc[
+        "alternatives"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -219,7 +219,7 @@ def test_against_brute_force(
     seats, cost, layouts = _brute(gpus, demand, sharing)
     assert result.seats_max == seats
     assert result.stranded.total == cost
-    assert result.distinct_layouts == layouts
+    assert result.distinct_layouts == layouts and result.layouts_proven
     _check_plan(result, gpus, sharing)
 
 
@@ -427,9 +427,11 @@ def keyed_problems(draw: st.DrawFn) -> tuple[Problem, tuple[int, ...]]:
     return problem, keys
 
 
-def _enumerate_full(problem: Problem, keys: tuple[int, ...]) -> tuple[int, int, int]:
+def _enumerate_full(
+    problem: Problem, keys: tuple[int, ...]
+) -> tuple[tuple[int, int, int], tuple[int, ...]]:
     """(most seats, least cost, fewest distinct keys) over count vectors giving every GPU a
-    column."""
+    column, and a count vector with that seats and cost (any number of keys)."""
     per_group = []
     for g, size in enumerate(problem.sizes):
         cols = [p for p, c in enumerate(problem.columns) if c.group == g]
@@ -441,20 +443,24 @@ def _enumerate_full(problem: Problem, keys: tuple[int, ...]) -> tuple[int, int, 
             ]
         )
     best = (-1, 0, 0)
+    start: dict[tuple[int, int], tuple[int, ...]] = {}
     for picks in itertools.product(*per_group):
         counts = tuple(next(pick[p] for pick in picks if p in pick) for p in range(len(keys)))
         cost = sum(n * c.cost for n, c in zip(counts, problem.columns, strict=True))
         used = {k for k, n in zip(keys, counts, strict=True) if n}
-        best = max(best, (seats_served(problem, counts), -cost, -len(used)))
-    return best[0], -best[1], -best[2]
+        seats = seats_served(problem, counts)
+        start.setdefault((seats, cost), counts)
+        best = max(best, (seats, -cost, -len(used)))
+    return (best[0], -best[1], -best[2]), start[best[0], -best[1]]
 
 
 @settings(max_examples=400, deadline=None)
 @given(keyed=keyed_problems())
 def test_fewest_keys_against_enumeration(keyed: tuple[Problem, tuple[int, ...]]) -> None:
     problem, keys = keyed
-    seats, cost, fewest = _enumerate_full(problem, keys)
-    counts = fewest_keys(problem, keys, seats, cost)
+    (seats, cost, fewest), start = _enumerate_full(problem, keys)
+    counts, proven = fewest_keys(problem, keys, start)
+    assert proven
     for g, size in enumerate(problem.sizes):
         assert sum(n for n, c in zip(counts, problem.columns, strict=True) if c.group == g) == size
     assert seats_served(problem, counts) == seats
