@@ -323,15 +323,22 @@ def test_alternatives_are_smallest(count: int, reqs: list[Requirement], sharing:
         assert result.alternatives == ()
 
 
+THOUSAND = tuple(Node(f"n{i}", ((MODELS[i % 4], 8),)) for i in range(125))
+
+
+def _shape(total: int) -> tuple[Requirement, ...]:
+    """Half >= 8 GiB, 15% exactly 3g.20gb, 20% >= 20 GB, 15% >= 40 GB."""
+    return (
+        Requirement(total // 2, 8 * GIB),
+        Requirement(total * 15 // 100, profile="3g.20gb"),
+        Requirement(total // 5, 20 * 10**9),
+        Requirement(total * 15 // 100, 40 * 10**9),
+    )
+
+
 def test_thousand_gpus_keep_promises() -> None:
     gpus = [MODELS[i % 4] for i in range(125) for _ in range(8)]
-    nodes = tuple(Node(f"n{i}", ((MODELS[i % 4], 8),)) for i in range(125))
-    reqs = (
-        Requirement(1500, 8 * GIB),
-        Requirement(450, profile="3g.20gb"),
-        Requirement(600, 20 * 10**9),
-        Requirement(450, 40 * 10**9),
-    )
+    nodes, reqs = THOUSAND, _shape(3000)
     result = plan_nodes(CAT, nodes, reqs)
     assert result.feasible and result.satisfied == (1500, 450, 600, 450)
     _check_plan(result, gpus, False)
@@ -470,14 +477,29 @@ def test_fewest_keys_against_enumeration(keyed: tuple[Problem, tuple[int, ...]])
 
 def test_one_layout_per_model_when_the_demand_allows() -> None:
     # 300 seats of four shapes on 1,000 GPUs of four models: every model can run one layout
-    nodes = tuple(Node(f"n{i}", ((MODELS[i % 4], 8),)) for i in range(125))
-    reqs = (
-        Requirement(150, 8 * GIB),
-        Requirement(45, profile="3g.20gb"),
-        Requirement(60, 20 * 10**9),
-        Requirement(45, 40 * 10**9),
-    )
-    result = plan_nodes(CAT, nodes, reqs)
+    result = plan_nodes(CAT, THOUSAND, _shape(300))
     assert result.feasible and result.stranded.total == 0
     assert result.distinct_layouts == 4
     assert len({c.config for c in node_configs(result)}) == 4
+
+
+def test_hard_proofs_stop_and_say_so() -> None:
+    # 504 A100-80GB and 496 A30 cannot serve 7,238 shared and MIG seats; with A100-40GB the
+    # relaxation needs 456.7 more GPUs and whole GPUs need 458 (proving that 457 fall short
+    # takes about 28,000 search nodes, found once without a limit). The planner answers at once:
+    # 458, not proven the smallest.
+    a80, a30, a40 = CAT.model("A100-80GB"), CAT.model("A30-24GB"), CAT.model("A100-40GB")
+    nodes = tuple(Node(f"n{i}", (((a80, a30)[i % 2], 8),)) for i in range(125))
+    reqs = (
+        Requirement(3079, 8 * GIB),
+        Requirement(832, 5 * 10**9),
+        Requirement(117, 4 * GIB),
+        Requirement(3210, 12 * GIB),
+    )
+    result = plan_nodes(CAT, nodes, reqs, allow_sharing=True)
+    assert result.seats_max == 5866 and not result.feasible
+    alt = next(a for a in result.alternatives if a.model == a40.name)
+    assert (alt.extra, alt.proven) == (458, False)
+    grown = (*nodes, Node("more", ((a40, alt.extra),)))
+    assert plan_nodes(NO_ALTERNATIVES, grown, reqs, allow_sharing=True).feasible
+    assert next(a for a in result.alternatives if a.model == a80.name).proven
