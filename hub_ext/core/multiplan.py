@@ -235,20 +235,61 @@ def choices(
 
 
 def _pooled(
-    groups: list[tuple[GpuModel, int]], reqs: tuple[Requirement, ...], allow_sharing: bool
+    groups: list[tuple[GpuModel, int]],
+    reqs: tuple[Requirement, ...],
+    allow_sharing: bool,
+    costed: bool = True,
 ) -> tuple[Problem, tuple[tuple[GpuModel, ...], ...]]:
-    """The alternatives' problem, stranded slices aside: models whose setups serve alike (same
-    instances per class) share one group; also returned: each group's models."""
-    per_model = [choices(model, reqs, allow_sharing, costed=False) for model, _ in groups]
+    """The problem of the first two stages and of the alternatives (``costed=False``: stranded
+    slices aside): models whose setups are alike (same instances per class, same extra stranded
+    slices) share one group, which keeps the search small; also returned: each group's models."""
+    per_model = [choices(model, reqs, allow_sharing, costed) for model, _ in groups]
     classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
-    pools: dict[tuple[tuple[int, ...], ...], list[tuple[GpuModel, int]]] = {}
+    pools: dict[tuple[tuple[tuple[int, ...], int], ...], list[tuple[GpuModel, int]]] = {}
     for (model, n), chs in zip(groups, per_model, strict=True):
-        signature = sorted(tuple(dict(ch.supply).get(m, 0) for m in classes) for ch in chs)
+        cheapest = min(ch.stranded.total for ch in chs) if costed else 0
+        signature = sorted(
+            (_vector(ch, classes), ch.stranded.total - cheapest if costed else 0) for ch in chs
+        )
         pools.setdefault(tuple(signature), []).append((model, n))
-    columns = [Column(g, vector, 0) for g, signature in enumerate(pools) for vector in signature]
+    columns = [
+        Column(g, vector, extra) for g, signature in enumerate(pools) for vector, extra in signature
+    ]
     sizes = tuple(sum(n for _, n in pooled) for pooled in pools.values())
     problem = Problem(tuple(classes), tuple(r.seats for r in reqs), sizes, tuple(columns))
     return problem, tuple(tuple(m for m, _ in pooled) for pooled in pools.values())
+
+
+def _vector(choice: _Choice, classes: list[int] | tuple[int, ...]) -> tuple[int, ...]:
+    have = dict(choice.supply)
+    return tuple(have.get(m, 0) for m in classes)
+
+
+def _unpool(
+    pooled: Problem,
+    members: tuple[tuple[GpuModel, ...], ...],
+    counts: tuple[int, ...],
+    sizes: dict[GpuModel, int],
+    setups: tuple[_Choice, ...],
+    keyed: Problem,
+) -> tuple[int, ...]:
+    """Pooled column counts as counts of the per-model problem (GPUs of a pool dealt to its
+    models in turn; any split serves the same seats at the same stranded slices)."""
+    order = list(sizes)
+    lookup: dict[tuple[int, tuple[tuple[int, int], ...]], int] = {}
+    for p, col in enumerate(keyed.columns):
+        lookup.setdefault((col.group, setups[p].supply), p)
+    out = [0] * len(keyed.columns)
+    left = dict(sizes)
+    for n, col in zip(counts, pooled.columns, strict=True):
+        supply = tuple((m, c) for m, c in zip(pooled.classes, col.supply, strict=True) if c)
+        for model in members[col.group]:
+            take = min(n, left[model])
+            if take:
+                out[lookup[order.index(model), supply]] += take
+                left[model] -= take
+                n -= take
+    return tuple(out)
 
 
 def _all_choices(
@@ -271,7 +312,7 @@ def _all_choices(
 def _per_model(
     sizes: dict[GpuModel, int], reqs: tuple[Requirement, ...], allow_sharing: bool
 ) -> tuple[Problem, tuple[_Choice, ...], tuple[int, ...]]:
-    """The problem of all three stages: one group per model, its columns (with their setups,
+    """The third stage's problem: one group per model, its columns (with their setups,
     costs relative to the model's least stranded setup) keyed by layout."""
     per_model = [_all_choices(model, reqs, allow_sharing) for model in sizes]
     classes = sorted({m for chs in per_model for ch in chs for m, _ in ch.supply})
@@ -282,9 +323,7 @@ def _per_model(
     for g, chs in enumerate(per_model):
         cheapest = min(ch.stranded.total for ch in chs)
         for ch in chs:
-            have = dict(ch.supply)
-            supply = tuple(have.get(m, 0) for m in classes)
-            columns.append(Column(g, supply, ch.stranded.total - cheapest))
+            columns.append(Column(g, _vector(ch, classes), ch.stranded.total - cheapest))
             setups.append(ch)
             keys.append(ids.setdefault((g, layout_key(ch.layout)), len(ids)))
     problem = Problem(
@@ -364,7 +403,7 @@ def _smallest(
     most ``PROOF_NODES`` nodes; past that, n is the smallest number found to meet the demand."""
     sizes = dict(base)
     sizes.setdefault(model, 0)
-    problem, members = _pooled(list(sizes.items()), reqs, sharing)
+    problem, members = _pooled(list(sizes.items()), reqs, sharing, costed=False)
     group = next(g for g, models in enumerate(members) if model in models)
     demand = sum(problem.demand)
     proven = True
@@ -417,8 +456,11 @@ def plan_nodes(
     sizes: dict[GpuModel, int] = {}
     for _, _, model in assigned:
         sizes[model] = sizes.get(model, 0) + 1
+    pooled, members = _pooled(list(sizes.items()), reqs, allow_sharing)
+    best = solve(pooled)
     keyed, setups, keys = _per_model(sizes, reqs, allow_sharing)
-    counts, proven = fewest_keys(keyed, keys, _everyone(keyed, solve(keyed).counts))
+    start = _everyone(keyed, _unpool(pooled, members, best.counts, sizes, setups, keyed))
+    counts, proven = fewest_keys(keyed, keys, start)
     gpus, satisfied = _deal(assigned, tuple(sizes), keyed, setups, counts)
     alternatives: list[ExtraGpus] = []
     if sum(satisfied) < sum(r.seats for r in reqs):
