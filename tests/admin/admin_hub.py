@@ -23,27 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubconfig import MEMORY_PROXY
+
 from hub_ext.demo.processes import stop_process
 
 CONFIG = """
-from jupyterhub.proxy import Proxy
 from hub_ext.hub.admin_view import handlers
-
-
-class RouteMemoryProxy(Proxy):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.routes = {{}}
-
-    async def add_route(self, routespec, target, data):
-        self.routes[routespec] = {{"routespec": routespec, "target": target, "data": data}}
-
-    async def delete_route(self, routespec):
-        self.routes.pop(routespec, None)
-
-    async def get_all_routes(self):
-        return dict(self.routes)
-
+{memory_proxy}
 
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {proxy_port}
@@ -100,6 +86,7 @@ class AdminHub:
         conf = self.work / "jupyterhub_config.py"
         conf.write_text(
             CONFIG.format(
+                memory_proxy=MEMORY_PROXY,
                 proxy_port=free_port(),
                 hub_port=self.port,
                 work=self.work,

@@ -21,12 +21,12 @@ from html import unescape
 from pathlib import Path
 
 import aiohttp
+from hubconfig import MEMORY_PROXY
 
 from hub_ext.demo.processes import stop_process
 
 HUB_CONFIG_HEAD = '''
 import asyncio
-from jupyterhub.proxy import Proxy
 from jupyterhub.spawner import Spawner
 from traitlets import Set
 
@@ -35,22 +35,7 @@ from hub_ext.hub.hubdb import use_sqlite_wal
 use_sqlite_wal()  # as recommended for sqlite-pvc deployments (docs/reference/spawner.md)
 
 
-class RouteMemoryProxy(Proxy):
-    """Keeps routes in memory; the hub serves /hub/ itself."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.routes = {{}}
-
-    async def add_route(self, routespec, target, data):
-        self.routes[routespec] = {{"routespec": routespec, "target": target, "data": data}}
-
-    async def delete_route(self, routespec):
-        self.routes.pop(routespec, None)
-
-    async def get_all_routes(self):
-        return dict(self.routes)
-
+{memory_proxy}
 
 class CourseSpawner(Spawner):
     """Asks the authenticator for course access, then serves 'ok' on a loopback port."""
@@ -136,6 +121,7 @@ class HubProcess:
         self.port = free_port()
         self.token = secrets.token_hex(16)
         head = HUB_CONFIG_HEAD.format(
+            memory_proxy=MEMORY_PROXY,
             proxy_port=free_port(),
             hub_port=self.port,
             work=self.work,
