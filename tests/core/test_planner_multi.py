@@ -4,6 +4,7 @@ reference lab."""
 import functools
 import itertools
 from collections import Counter
+from collections.abc import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -364,8 +365,9 @@ def problems(draw: st.DrawFn) -> Problem:
     return Problem(classes, demand, sizes, tuple(columns))
 
 
-def _enumerate(problem: Problem) -> tuple[int, int]:
-    """(most seats, least cost for that) over every count vector, seats by exhaustive split."""
+def _splits(problem: Problem, full: bool) -> Iterator[tuple[dict[int, int], ...]]:
+    """Every count vector, as one {column: count} per group: at most the group's GPUs, or
+    exactly (``full``)."""
     per_group = []
     for g, size in enumerate(problem.sizes):
         cols = [p for p, c in enumerate(problem.columns) if c.group == g]
@@ -373,11 +375,16 @@ def _enumerate(problem: Problem) -> tuple[int, int]:
             [
                 dict(zip(cols, split, strict=True))
                 for split in itertools.product(range(size + 1), repeat=len(cols))
-                if sum(split) <= size
+                if sum(split) == size or (not full and sum(split) < size)
             ]
         )
+    return itertools.product(*per_group)
+
+
+def _enumerate(problem: Problem) -> tuple[int, int]:
+    """(most seats, least cost for that) over every count vector, seats by exhaustive split."""
     best = (-1, 0)
-    for picks in itertools.product(*per_group):
+    for picks in _splits(problem, full=False):
         counts = {p: n for pick in picks for p, n in pick.items()}
         pool: Counter[int] = Counter()
         for p, n in counts.items():
@@ -439,19 +446,9 @@ def _enumerate_full(
 ) -> tuple[tuple[int, int, int], tuple[int, ...]]:
     """(most seats, least cost, fewest distinct keys) over count vectors giving every GPU a
     column, and a count vector with that seats and cost (any number of keys)."""
-    per_group = []
-    for g, size in enumerate(problem.sizes):
-        cols = [p for p, c in enumerate(problem.columns) if c.group == g]
-        per_group.append(
-            [
-                dict(zip(cols, split, strict=True))
-                for split in itertools.product(range(size + 1), repeat=len(cols))
-                if sum(split) == size
-            ]
-        )
     best = (-1, 0, 0)
     start: dict[tuple[int, int], tuple[int, ...]] = {}
-    for picks in itertools.product(*per_group):
+    for picks in _splits(problem, full=True):
         counts = tuple(next(pick[p] for pick in picks if p in pick) for p in range(len(keys)))
         cost = sum(n * c.cost for n, c in zip(counts, problem.columns, strict=True))
         used = {k for k, n in zip(keys, counts, strict=True) if n}
