@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hubconfig import start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from hub_ext.adapters.admission_k8s import ANNOTATION_ENQUEUED
@@ -204,18 +204,8 @@ class Hub:
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBERNETES_", "JUPYTER"))}
-        env["PATH"] = f"{VENV_BIN}:{env['PATH']}"
         with open(self.log, "wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                str(VENV_BIN / "jupyterhub"),
-                "-f",
-                "jupyterhub_config.py",
-                cwd=self.work,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.proc = await start_jupyterhub(self.work, env, log)
         self.api = aiohttp.ClientSession(headers={"Authorization": f"token {self.token}"})
         await eventually(self._up, 60, "JupyterHub up")
 

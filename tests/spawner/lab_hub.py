@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from hubconfig import start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from hub_ext.adapters.ldapdir import (
@@ -173,20 +173,11 @@ class LabHub:
             self.url = f"http://127.0.0.1:{port}"
             (self.work / "jupyterhub_config.py").write_text(self.config_text(port))
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
-        env.update(KUBECONFIG=str(self.cluster.kubeconfig), PATH=f"{VENV_BIN}:{env['PATH']}")
+        env.update(KUBECONFIG=str(self.cluster.kubeconfig))
         log_path = self.work / f"hub-{len(self.logs)}.log"
         self.logs.append(log_path)
         log = open(log_path, "wb")  # noqa: SIM115 - closed in stop_hub
-        self.proc = await asyncio.create_subprocess_exec(
-            str(VENV_BIN / "jupyterhub"),
-            "-f",
-            "jupyterhub_config.py",
-            cwd=self.work,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc = await start_jupyterhub(self.work, env, log)
         self.proc.log_file = log
         await eventually(self._up, 60, "JupyterHub up")
 
