@@ -155,17 +155,8 @@ LAYOUTS: dict[str, tuple[list[Column], Any]] = {
         ],
         _event_cells,
     ),
-    "events.events.k8s.io": (
-        [
-            ("Last Seen", "string", 0),
-            ("Type", "string", 0),
-            ("Reason", "string", 0),
-            ("Object", "string", 0),
-            ("Message", "string", 0),
-        ],
-        _event_cells,
-    ),
 }
+LAYOUTS["events.events.k8s.io"] = LAYOUTS["events"]  # both event APIs print alike
 DEFAULT_LAYOUT: tuple[list[Column], Any] = (
     [("Name", "string", 0), ("Age", "string", 0)],
     _default_cells,
