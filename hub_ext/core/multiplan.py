@@ -15,9 +15,8 @@ Method (see ``docs/explanation/mig-planner.md``):
    layout, instances per profile as mig-parted sees them; MIG disabled counts as one)
    (``multiplan_distinct``): exact unless a proof needs more than a bounded search, which the plan
    then says.
-4. The counts are dealt to the GPUs, most used layout first so that a node's GPUs share one
-   layout where possible, and a maximum flow splits the served seats among requirements and
-   GPUs.
+4. The counts are dealt to the GPUs so that as many nodes as possible run one layout (``spread``),
+   and a maximum flow splits the served seats among requirements and GPUs.
 5. When the demand does not fit: per catalog model, the fewest GPUs to add (models with identical
    choices pooled), each proof that fewer fall short again bounded.
 """
@@ -32,7 +31,7 @@ from dataclasses import dataclass, replace
 from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile
 from hub_ext.core.multiplan_distinct import fewest_keys
-from hub_ext.core.multiplan_flow import allocate
+from hub_ext.core.multiplan_flow import allocate, spread
 from hub_ext.core.multiplan_ip import PROOF_NODES, least_extra, reaches, solve
 from hub_ext.core.multiplan_lp import Column, Problem
 
@@ -364,14 +363,20 @@ def _deal(
     counts: tuple[int, ...],
 ) -> tuple[tuple[GpuAssignment, ...], Vec]:
     """Hand the chosen setups (every GPU of group g, model ``models[g]``, has one) to the GPUs
-    and split the served seats among them. Per model the most used setup goes to the first GPUs,
-    so that a node's GPUs share one layout where possible."""
+    and split the served seats among them. Layouts are spread so that as many nodes as possible
+    run one layout on all their GPUs (:func:`spread`)."""
+    per_node: dict[str, Counter[GpuModel]] = {}
+    for node, _, model in assigned:
+        per_node.setdefault(node, Counter())[model] += 1
     queue: dict[GpuModel, list[_Choice]] = {}
     for g, model in enumerate(models):
+        pools: dict[tuple[tuple[str, int], ...] | None, list[_Choice]] = {}
         cols = [p for p, col in enumerate(problem.columns) if col.group == g]
-        queue[model] = [
-            setups[p] for p in sorted(cols, key=lambda p: (-counts[p], p)) for _ in range(counts[p])
-        ]
+        for p in sorted(cols, key=lambda p: (-counts[p], p)):
+            pools.setdefault(layout_key(setups[p].layout), []).extend([setups[p]] * counts[p])
+        piles = list(pools.values())
+        nodes = [(c[model], len(c) == 1) for c in per_node.values() if c[model]]
+        queue[model] = [piles[k].pop() for k in spread(nodes, [len(pile) for pile in piles])]
     flow = [list(row) for row in allocate(problem, counts)]
     index = {m: s for s, m in enumerate(problem.classes)}
     out: list[GpuAssignment] = []

@@ -1,5 +1,6 @@
-"""Which requirement each served seat goes to: a maximum flow from instance classes to
-requirements for given column counts (augmenting paths, breadth first)."""
+"""Dealing a plan out: which requirement each served seat goes to (a maximum flow from instance
+classes to requirements, augmenting paths, breadth first) and which layout each GPU of a model
+gets (as many uniform nodes as possible)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,34 @@ def allocate(problem: Problem, counts: tuple[int, ...]) -> tuple[tuple[int, ...]
         left[start] -= amount
         need[end] -= amount
     return tuple(tuple(row) for row in flow)
+
+
+def spread(nodes: list[tuple[int, bool]], counts: list[int]) -> list[int]:
+    """Which layout (index into ``counts``, GPUs per layout) each GPU gets, node after node.
+
+    ``nodes``: per node its GPUs of this model and whether the node has no other GPUs (only such
+    a node can be uniform, one layout for all its GPUs, so one conventional mig-parted config).
+    Smallest nodes first, each takes whole from the layout with the most GPUs left that still
+    fills it; with nodes of one size that makes as many nodes uniform as the counts allow. The
+    GPUs left go to the other nodes in node order, most plentiful layout first.
+    """
+    left = list(counts)
+    whole: dict[int, int] = {}
+    for i in sorted(range(len(nodes)), key=lambda i: nodes[i][0]):
+        size, alone = nodes[i]
+        fits = [k for k in range(len(left)) if left[k] >= size]
+        if alone and size and fits:
+            k = max(fits, key=lambda k: (left[k], -k))
+            whole[i] = k
+            left[k] -= size
+    rest = [
+        k for k in sorted(range(len(left)), key=lambda k: (-left[k], k)) for _ in range(left[k])
+    ]
+    out: list[int] = []
+    for i, (size, _) in enumerate(nodes):
+        if i in whole:
+            out += [whole[i]] * size
+        else:
+            out += rest[:size]
+            rest = rest[size:]
+    return out

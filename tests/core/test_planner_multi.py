@@ -14,6 +14,7 @@ from hub_ext.core.mig import Catalog, GpuModel, MigProfile, load_catalog
 from hub_ext.core.migparted import node_configs, render
 from hub_ext.core.multiplan import ExtraGpus, MultiPlan, Node, Requirement, plan_nodes
 from hub_ext.core.multiplan_distinct import fewest_keys
+from hub_ext.core.multiplan_flow import spread
 from hub_ext.core.multiplan_ip import reaches, solve
 from hub_ext.core.multiplan_lp import Column, Problem, seats_served, simplex
 
@@ -500,3 +501,16 @@ def test_hard_proofs_stop_and_say_so() -> None:
     grown = (*nodes, Node("more", ((a40, alt.extra),)))
     assert plan_nodes(NO_ALTERNATIVES, grown, reqs, allow_sharing=True).feasible
     assert next(a for a in result.alternatives if a.model == a80.name).proven
+
+
+def test_spread_makes_whole_nodes_uniform() -> None:
+    # 9 + 9 + 6 GPUs of three layouts on three nodes of 8: two nodes get one layout each, the
+    # third takes what is left (handing out the most used layout first would leave only one
+    # uniform node: 8 A | 1 A + 7 B | 2 B + 6 C)
+    out = spread([(8, True), (8, True), (8, True)], [9, 9, 6])
+    nodes = [out[i : i + 8] for i in (0, 8, 16)]
+    assert sum(len(set(n)) == 1 for n in nodes) == 2
+    assert sorted(out) == [0] * 9 + [1] * 9 + [2] * 6
+    # a node that also has GPUs of another model is never counted on to be uniform
+    out = spread([(4, False), (4, True)], [4, 4])
+    assert out[4:] in ([0] * 4, [1] * 4) and sorted(out) == [0] * 4 + [1] * 4
