@@ -12,6 +12,7 @@ import yaml
 from hub_ext.core import migparted
 from hub_ext.core.mig import Catalog, GpuModel, UnknownGpuModelError, load_catalog
 from hub_ext.core.multiplan import MultiPlan, Node, Requirement, plan_nodes
+from hub_ext.core.multiplan_ip import PROOF_NODES
 from hub_ext.core.units import SizeError, parse_size
 
 
@@ -168,7 +169,13 @@ def _run_multi(args: argparse.Namespace, catalog: Catalog) -> int:
     except (PlanInputError, UnknownGpuModelError, SizeError) as exc:
         print(f"labhub plan: {exc}", file=sys.stderr)
         return 2
-    result = plan_nodes(catalog, nodes, tuple(reqs), allow_sharing=args.allow_sharing)
+    result = plan_nodes(
+        catalog,
+        nodes,
+        tuple(reqs),
+        allow_sharing=args.allow_sharing,
+        proof_nodes=0 if args.exact else PROOF_NODES,
+    )
     if args.format == "json":
         print(json.dumps(multi_to_json(result), indent=2))
     elif args.format == "mig-parted":
@@ -195,5 +202,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--nodes", help="YAML file: nodes: [{name: NODE, gpus: {MODEL: COUNT}}]")
     parser.add_argument("--min-compute-slices", type=int, default=0)
     parser.add_argument("--allow-sharing", action="store_true")
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="prove the fewest layouts and the smallest extra-GPU counts however long it takes "
+        "(by default each proof stops after a bounded search and the output says so)",
+    )
     parser.add_argument("--format", choices=("table", "json", "mig-parted"), default="table")
     parser.set_defaults(func=_run)

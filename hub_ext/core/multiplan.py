@@ -400,12 +400,17 @@ def _deal(
 
 
 def _smallest(
-    base: dict[GpuModel, int], model: GpuModel, reqs: tuple[Requirement, ...], sharing: bool
+    base: dict[GpuModel, int],
+    model: GpuModel,
+    reqs: tuple[Requirement, ...],
+    sharing: bool,
+    limit: int,
 ) -> tuple[int, bool] | None:
     """Smallest n such that ``base`` plus n GPUs of ``model`` meets the demand (which base alone
     does not): a guess from the linear relaxation, checked exactly and corrected by search.
     Also whether n is proven the smallest: each proof that fewer GPUs fall short may visit at
-    most ``PROOF_NODES`` nodes; past that, n is the smallest number found to meet the demand."""
+    most ``limit`` nodes (0: no limit); past that, n is the smallest number found to meet the
+    demand."""
     sizes = dict(base)
     sizes.setdefault(model, 0)
     problem, members = _pooled(list(sizes.items()), reqs, sharing, costed=False)
@@ -416,7 +421,7 @@ def _smallest(
     def meets(extra: int) -> bool:
         nonlocal proven
         grown = tuple(n + extra if g == group else n for g, n in enumerate(problem.sizes))
-        answer = reaches(replace(problem, sizes=grown), demand, PROOF_NODES)
+        answer = reaches(replace(problem, sizes=grown), demand, limit)
         proven = proven and answer is not None
         return answer is True
 
@@ -454,9 +459,12 @@ def plan_nodes(
     nodes: tuple[Node, ...],
     reqs: tuple[Requirement, ...],
     allow_sharing: bool = False,
+    proof_nodes: int = PROOF_NODES,
 ) -> MultiPlan:
     """Choose one layout per GPU maximising satisfied seats, then minimising stranded slices,
-    then minimising distinct layouts."""
+    then minimising distinct layouts. ``proof_nodes`` bounds each proof of the third stage and
+    of the alternatives (0: prove everything, however long it takes); the plan says which
+    answers are not proven."""
     assigned = _gpus(nodes)
     sizes: dict[GpuModel, int] = {}
     for _, _, model in assigned:
@@ -465,13 +473,13 @@ def plan_nodes(
     best = solve(pooled)
     keyed, setups, keys = _per_model(sizes, reqs, allow_sharing)
     start = _everyone(keyed, _unpool(pooled, members, best.counts, sizes, setups, keyed))
-    counts, proven = fewest_keys(keyed, keys, start)
+    counts, proven = fewest_keys(keyed, keys, start, proof_nodes)
     gpus, satisfied = _deal(assigned, tuple(sizes), keyed, setups, counts)
     alternatives: list[ExtraGpus] = []
     if sum(satisfied) < sum(r.seats for r in reqs):
         for model in catalog.models:
-            extra = _smallest(sizes, model, reqs, allow_sharing)
-            alone = _smallest({}, model, reqs, allow_sharing)
+            extra = _smallest(sizes, model, reqs, allow_sharing, proof_nodes)
+            alone = _smallest({}, model, reqs, allow_sharing, proof_nodes)
             if extra is not None and alone is not None:
                 both = extra[1] and alone[1]
                 alternatives.append(ExtraGpus(model.name, extra[0], alone[0], both))

@@ -21,7 +21,7 @@ import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from hub_ext.core.multiplan_ip import PROOF_NODES, attempt
+from hub_ext.core.multiplan_ip import attempt
 from hub_ext.core.multiplan_lp import MinCut, Problem, mincut, seats_served, simplex
 
 _SCALE = 1 << 20  # denominator of the rounded multipliers of learned conditions
@@ -54,12 +54,15 @@ def _ceil_div(a: int, b: int) -> int:
 class _Levels:
     """The search for one target (seats, cost) over one problem."""
 
-    def __init__(self, problem: Problem, keys: tuple[int, ...], seats: int, cost: int) -> None:
-        self.problem, self.keys, self.seats, self.cost = problem, keys, seats, cost
+    def __init__(
+        self, problem: Problem, keys: tuple[int, ...], target: tuple[int, int], limit: int
+    ) -> None:
+        self.problem, self.keys, self.limit = problem, keys, limit
+        self.seats, self.cost = target
         self.unsure = 0  # key sets whose exact check hit its node limit
         self.cuts: MinCut = mincut(problem)
-        self.binding = [i for i, b in enumerate(self.cuts.base) if seats - b > 0]
-        self.need = [seats - self.cuts.base[i] for i in self.binding]
+        self.binding = [i for i, b in enumerate(self.cuts.base) if self.seats - b > 0]
+        self.need = [self.seats - self.cuts.base[i] for i in self.binding]
         self.groups: list[list[tuple[int, ...]]] = []  # per group, per key, its columns
         for g in range(len(problem.sizes)):
             by_key: dict[int, list[int]] = {}
@@ -223,8 +226,8 @@ class _Levels:
 
     def _restricted(self, columns: list[tuple[int, ...]]) -> tuple[int, ...] | None:
         """The exact search over the chosen columns only (costs relative to each group's
-        cheapest chosen column, which unused GPUs then get), limited to ``PROOF_NODES`` nodes
-        per search; a key set it cannot decide counts as unsure."""
+        cheapest chosen column, which unused GPUs then get), limited to ``limit`` nodes per
+        search (0: no limit); a key set it cannot decide counts as unsure."""
         if self.unsure >= _UNSURE:
             return None
         keep = [p for cols in columns for p in cols]
@@ -237,7 +240,7 @@ class _Levels:
             ),
         )
         room = self.cost - sum(map(operator.mul, cheapest, self.problem.sizes))
-        tried = attempt(sub, self.seats, room, PROOF_NODES)
+        tried = attempt(sub, self.seats, room, self.limit)
         if tried.found is None:
             self.unsure += not tried.complete
             return None
@@ -261,13 +264,14 @@ def _clip(lo: int, hi: int, slope: int, room: int) -> tuple[int, int]:
 
 
 def fewest_keys(
-    problem: Problem, keys: tuple[int, ...], start: tuple[int, ...]
+    problem: Problem, keys: tuple[int, ...], start: tuple[int, ...], limit: int = 0
 ) -> tuple[tuple[int, ...], bool]:
     """Column counts giving every GPU a column, serving at least the seats of the plan ``start``
     (which gives every GPU a column) at no more cost, with the fewest distinct ``keys``
     (``keys[p]`` is column p's key; a key's columns belong to one group); and whether that is
-    proven the fewest (False when some key set's exact check hit its node limit: then the
-    counts use the fewest keys found, at most those of ``start``)."""
+    proven the fewest. With a ``limit``, each exact check of a key set may visit that many
+    search nodes; when one cannot decide, the answer is the fewest keys found (at most those
+    of ``start``) and not proven."""
     seats = seats_served(problem, start)
     cost = sum(n * col.cost for n, col in zip(start, problem.columns, strict=True))
-    return _Levels(problem, keys, seats, cost).plan(start)
+    return _Levels(problem, keys, (seats, cost), limit).plan(start)

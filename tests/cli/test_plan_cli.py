@@ -131,3 +131,13 @@ def test_require_reference_lab(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_multi_input(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _, err = run(capsys, "plan", *argv)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_exact_proves_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB", "--format", "json"]
+    code, out, _ = run(capsys, *argv, "--exact")
+    doc = json.loads(out)
+    assert code == 3 and doc["seats_max"] == 40 and doc["distinct_layouts_proven"] is True
+    assert all(a["proven"] for a in doc["alternatives"])
+    code, out, _ = run(capsys, "plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB")
+    assert "Distinct layouts: 1\n" in out and "not ruled out" not in out

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub_ext.cli.plan import multi_to_json, multi_to_table
 from hub_ext.core.layouts import maximal_layouts, stranded
 from hub_ext.core.mig import Catalog, GpuModel, MigProfile, load_catalog
 from hub_ext.core.migparted import node_configs, render
@@ -501,6 +502,9 @@ def test_hard_proofs_stop_and_say_so() -> None:
     grown = (*nodes, Node("more", ((a40, alt.extra),)))
     assert plan_nodes(NO_ALTERNATIVES, grown, reqs, allow_sharing=True).feasible
     assert next(a for a in result.alternatives if a.model == a80.name).proven
+    table = multi_to_table(result)
+    assert f"+458 {a40.name} (alone: 1802) - the smallest found; fewer not ruled out" in table
+    assert multi_to_json(result)["alternatives"][0]["proven"] is False
 
 
 def test_spread_makes_whole_nodes_uniform() -> None:
