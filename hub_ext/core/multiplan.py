@@ -188,6 +188,17 @@ def layout_table(model: GpuModel) -> tuple[tuple[Layout, Stranded], ...]:
     return tuple((lay, stranded(model, lay)) for lay in maximal_layouts(model))
 
 
+def _shared(model: GpuModel, reqs: tuple[Requirement, ...]) -> list[_Choice]:
+    """MIG disabled, the whole GPU shared by seats of one requirement: one setup per
+    requirement that such a GPU serves."""
+    out = []
+    for j, r in enumerate(reqs):
+        seats = min(r.shared_seats(model), r.seats)
+        if seats > 0:
+            out.append(_Choice(None, Stranded(0, 0), ((1 << j, seats),)))
+    return out
+
+
 @functools.cache
 def choices(
     model: GpuModel, reqs: tuple[Requirement, ...], allow_sharing: bool, costed: bool = True
@@ -206,14 +217,10 @@ def choices(
         old = found.get(supply)
         if old is None or (costed and st.total < old.stranded.total):
             found[supply] = _Choice(lay, st, supply)
-    if allow_sharing:
-        for j, r in enumerate(reqs):
-            seats = min(r.shared_seats(model), r.seats)
-            if seats > 0:
-                supply = ((1 << j, seats),)
-                old = found.get(supply)
-                if old is None or (costed and old.stranded.total > 0):
-                    found[supply] = _Choice(None, Stranded(0, 0), supply)
+    for shared in _shared(model, reqs) if allow_sharing else ():
+        old = found.get(shared.supply)
+        if old is None or (costed and old.stranded.total > 0):
+            found[shared.supply] = shared
     cands = list(found.values())
 
     def cost(ch: _Choice) -> int:
@@ -299,13 +306,7 @@ def _all_choices(
     kept = choices(model, reqs, allow_sharing)
     if not allow_sharing:
         return kept
-    shared = []
-    for j, r in enumerate(reqs):
-        seats = min(r.shared_seats(model), r.seats)
-        choice = _Choice(None, Stranded(0, 0), ((1 << j, seats),))
-        if seats > 0 and choice not in kept:
-            shared.append(choice)
-    return kept + tuple(shared)
+    return kept + tuple(ch for ch in _shared(model, reqs) if ch not in kept)
 
 
 def _per_model(
@@ -329,19 +330,6 @@ def _per_model(
         tuple(classes), tuple(r.seats for r in reqs), tuple(sizes.values()), tuple(columns)
     )
     return problem, tuple(setups), tuple(keys)
-
-
-def _everyone(problem: Problem, counts: tuple[int, ...]) -> tuple[int, ...]:
-    """The counts with every GPU the search left unused on its group's most used setup among
-    the least stranded ones (seats can only grow, stranded slices stay)."""
-    final = list(counts)
-    for g, n in enumerate(problem.sizes):
-        cols = [p for p, col in enumerate(problem.columns) if col.group == g]
-        idle = n - sum(final[p] for p in cols)
-        if idle:
-            free = [p for p in cols if problem.columns[p].cost == 0]
-            final[max(free, key=lambda p: (final[p], -p))] += idle
-    return tuple(final)
 
 
 def _gpus(nodes: tuple[Node, ...]) -> list[tuple[str, int, GpuModel]]:
@@ -472,7 +460,7 @@ def plan_nodes(
     pooled, members = _pooled(list(sizes.items()), reqs, allow_sharing)
     best = solve(pooled)
     keyed, setups, keys = _per_model(sizes, reqs, allow_sharing)
-    start = _everyone(keyed, _unpool(pooled, members, best.counts, sizes, setups, keyed))
+    start = keyed.everyone(_unpool(pooled, members, best.counts, sizes, setups, keyed))
     counts, proven = fewest_keys(keyed, keys, start, proof_nodes)
     gpus, satisfied = _deal(assigned, tuple(sizes), keyed, setups, counts)
     alternatives: list[ExtraGpus] = []

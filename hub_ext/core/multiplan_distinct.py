@@ -78,7 +78,7 @@ class _Levels:
         self.tests: list[_Test] = [self._test([0] * len(self.binding), 1)]
         for i in range(len(self.binding)):
             self.tests.append(self._test([int(k == i) for k in range(len(self.binding))], 0))
-        self.learned = 0
+        self.given = len(self.tests)  # conditions from here on are learned
 
     def _test(self, weights: list[int], cost_weight: int) -> _Test:
         def value(p: int) -> int:
@@ -149,14 +149,16 @@ class _Levels:
             return tuple(counts) if self._reaches(counts) else None
         if len(open_groups) == 1 and len(columns[open_groups[0]]) == 2:
             return self._interval(columns, open_groups[0])
-        if self._learn(columns):
+        cost = [col.cost for col in self.problem.columns]
+        cheapest = [min((cost[p] for p in group), default=0) for group in columns]
+        room = self.cost - sum(map(operator.mul, cheapest, self.problem.sizes))
+        if self._learn(chosen, columns, cheapest, room):
             return None
-        return self._restricted(columns)
+        return self._restricted(columns, cheapest, room)
 
     def _reaches(self, counts: list[int]) -> bool:
-        cost = sum(n * col.cost for n, col in zip(counts, self.problem.columns, strict=True))
         load = self.cuts.load(counts)
-        return cost <= self.cost and all(
+        return self.problem.cost(counts) <= self.cost and all(
             load[i] >= need for i, need in zip(self.binding, self.need, strict=True)
         )
 
@@ -174,8 +176,7 @@ class _Levels:
         cols = self.problem.columns
         lo, hi = 0, n
         # cost: fixed + x * (cost_a - cost_b) <= target
-        fixed = sum(k * col.cost for k, col in zip(base, cols, strict=True))
-        lo, hi = _clip(lo, hi, cols[a].cost - cols[b].cost, self.cost - fixed)
+        lo, hi = _clip(lo, hi, cols[a].cost - cols[b].cost, self.cost - self.problem.cost(base))
         for i, need in zip(self.binding, self.need, strict=True):
             # load: load_i + x * (delta_a - delta_b) >= need, i.e. x * (delta_b - delta_a) <= ...
             slope = self.cuts.delta[b][i] - self.cuts.delta[a][i]
@@ -185,17 +186,23 @@ class _Levels:
         base[a], base[b] = lo, n - lo
         return tuple(base)
 
-    def _learn(self, columns: list[tuple[int, ...]]) -> bool:
+    def _learn(
+        self,
+        chosen: list[tuple[int, ...]],
+        columns: list[tuple[int, ...]],
+        cheapest: list[int],
+        room: int,
+    ) -> bool:
         """Whether the relaxation over these columns proves that none reaches the target; its
         multipliers then become one more condition, which also rules out similar key sets.
 
         Relaxation: maximise t with every binding cut's load >= need + t and cost <= target - t
         (costs relative to each group's cheapest column here, so GPUs may stay unassigned).
-        Its duals weigh the cuts and the cost; rounded, they give a condition checked exactly."""
+        Its duals weigh the cuts and the cost; rounded, they give a condition checked exactly.
+        ``cheapest``: each group's cheapest chosen cost; ``room``: the target cost less what
+        every GPU on those costs."""
         cols = self.problem.columns
         flat = [p for group in columns for p in group]
-        cheapest = [min((cols[p].cost for p in group), default=0) for group in columns]
-        room = self.cost - sum(map(operator.mul, cheapest, self.problem.sizes))
         rows: list[list[float]] = []
         rhs: list[float] = []
         for g, group in enumerate(columns):
@@ -212,19 +219,16 @@ class _Levels:
         duals = tab.duals[len(columns) :]
         weights = [max(0, round(d * _SCALE)) for d in duals[:-1]]
         test = self._test(weights, max(0, round(duals[-1] * _SCALE)))
-        chosen = [
-            tuple(k for k, cs in enumerate(self.groups[g]) if cs[0] in group)
-            for g, group in enumerate(columns)
-        ]
         sizes = self.problem.sizes
         if sum(test.add(g, sizes[g], keys) for g, keys in enumerate(chosen)) >= test.rhs:
             return False  # rounding lost the proof: decide exactly
-        if self.learned < _LEARNED:
+        if len(self.tests) < self.given + _LEARNED:
             self.tests.append(test)
-            self.learned += 1
         return True
 
-    def _restricted(self, columns: list[tuple[int, ...]]) -> tuple[int, ...] | None:
+    def _restricted(
+        self, columns: list[tuple[int, ...]], cheapest: list[int], room: int
+    ) -> tuple[int, ...] | None:
         """The exact search over the chosen columns only (costs relative to each group's
         cheapest chosen column, which unused GPUs then get), limited to ``limit`` nodes per
         search (0: no limit); a key set it cannot decide counts as unsure."""
@@ -232,25 +236,19 @@ class _Levels:
             return None
         keep = [p for cols in columns for p in cols]
         cols = self.problem.columns
-        cheapest = [min((cols[p].cost for p in group), default=0) for group in columns]
         sub = replace(
             self.problem,
             columns=tuple(
                 replace(cols[p], cost=cols[p].cost - cheapest[cols[p].group]) for p in keep
             ),
         )
-        room = self.cost - sum(map(operator.mul, cheapest, self.problem.sizes))
         tried = attempt(sub, self.seats, room, self.limit)
         if tried.found is None:
             self.unsure += not tried.complete
             return None
         counts = [0] * len(cols)
-        for p, k in zip(keep, tried.found.counts, strict=True):
+        for p, k in zip(keep, sub.everyone(tried.found.counts), strict=True):
             counts[p] = k
-        for g, group in enumerate(columns):
-            idle = self.problem.sizes[g] - sum(counts[p] for p in group)
-            if idle:
-                counts[min(group, key=lambda p: cols[p].cost)] += idle
         return tuple(counts) if self._reaches(counts) else None
 
 
@@ -272,6 +270,5 @@ def fewest_keys(
     proven the fewest. With a ``limit``, each exact check of a key set may visit that many
     search nodes; when one cannot decide, the answer is the fewest keys found (at most those
     of ``start``) and not proven."""
-    seats = seats_served(problem, start)
-    cost = sum(n * col.cost for n, col in zip(start, problem.columns, strict=True))
-    return _Levels(problem, keys, (seats, cost), limit).plan(start)
+    target = (seats_served(problem, start), problem.cost(start))
+    return _Levels(problem, keys, target, limit).plan(start)

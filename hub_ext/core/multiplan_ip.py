@@ -123,7 +123,7 @@ class _Heuristic:
         for p, col in enumerate(cols):
             room[col.group] -= x[p]
         load = self.mincut.load(x)
-        cost = sum(n * col.cost for n, col in zip(x, cols, strict=True))
+        cost = self.problem.cost(x)
         now = self.score(load, cost)
         for _ in range(_MOVES):
             best, move = now, (-1, -1)
@@ -269,13 +269,25 @@ def _unused(problem: Problem) -> Solution:
     return Solution(counts, seats_served(problem, counts), 0)
 
 
-def solve(problem: Problem) -> Solution:
-    """Counts serving the most seats, and among those the least cost."""
-    first = _Search(problem, Goal(1, False), _unused(problem), 0).run()
+def _weight(problem: Problem) -> int:
+    """A seat's worth in the cost phase: more than any difference in cost between plans."""
     spread = [0 for _ in problem.sizes]
     for col in problem.columns:
         spread[col.group] = max(spread[col.group], col.cost)
-    weight = 1 + sum(map(operator.mul, spread, problem.sizes))
+    return 1 + sum(s * n for s, n in zip(spread, problem.sizes, strict=True))
+
+
+def _reach(problem: Problem, seats: int, limit: int) -> tuple[Solution, bool]:
+    """The best plan a search for ``seats`` seats found (it stops once one reaches them), and
+    whether that search was complete (``limit``: nodes at most, 0 for no limit)."""
+    search = _Search(problem, Goal(1, False), _unused(problem), max(seats, 1), limit)
+    return search.run(), search.complete
+
+
+def solve(problem: Problem) -> Solution:
+    """Counts serving the most seats, and among those the least cost."""
+    first = _Search(problem, Goal(1, False), _unused(problem), 0).run()
+    weight = _weight(problem)
     return _Search(problem, Goal(weight, True, first.seats), first, 0).run()
 
 
@@ -291,16 +303,12 @@ class Attempt:
 def attempt(problem: Problem, seats: int, cost: int, limit: int = 0) -> Attempt:
     """Counts serving at least ``seats`` seats at a cost of at most ``cost``, each of the two
     searches (seats, then cost) visiting at most ``limit`` nodes (0: no limit)."""
-    first = _Search(problem, Goal(1, False), _unused(problem), max(seats, 1), limit)
-    best = first.run()
+    best, complete = _reach(problem, seats, limit)
     if best.seats < seats:
-        return Attempt(None, first.complete)
+        return Attempt(None, complete)
     if best.cost <= cost:
         return Attempt(best, True)
-    spread = [0 for _ in problem.sizes]
-    for col in problem.columns:
-        spread[col.group] = max(spread[col.group], col.cost)
-    weight = 1 + sum(map(operator.mul, spread, problem.sizes))
+    weight = _weight(problem)
     second = _Search(problem, Goal(weight, True, seats), best, weight * seats - cost, limit)
     best = second.run()
     if best.seats >= seats and best.cost <= cost:
@@ -313,10 +321,10 @@ def reaches(problem: Problem, seats: int, limit: int = 0) -> bool | None:
     """Whether some counts serve ``seats`` seats; None when a search limited to ``limit`` nodes
     neither found such counts nor ruled them out (remembered: the planner asks again for models
     whose layouts look alike)."""
-    search = _Search(problem, Goal(1, False), _unused(problem), max(seats, 1), limit)
-    if search.run().seats >= seats:
+    best, complete = _reach(problem, seats, limit)
+    if best.seats >= seats:
         return True
-    return False if search.complete else None
+    return False if complete else None
 
 
 @functools.lru_cache(maxsize=256)

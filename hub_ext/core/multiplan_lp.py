@@ -39,6 +39,22 @@ class Problem:
     sizes: tuple[int, ...]
     columns: tuple[Column, ...]
 
+    def cost(self, counts: tuple[int, ...] | list[int]) -> int:
+        """The cost of the given column counts."""
+        return sum(n * col.cost for n, col in zip(counts, self.columns, strict=True))
+
+    def everyone(self, counts: tuple[int, ...]) -> tuple[int, ...]:
+        """The counts with every unused GPU on its group's most used cost-0 column (seats can
+        only grow, the cost stays)."""
+        final = list(counts)
+        for g, n in enumerate(self.sizes):
+            cols = [p for p, col in enumerate(self.columns) if col.group == g]
+            idle = n - sum(final[p] for p in cols)
+            if idle:
+                free = [p for p in cols if self.columns[p].cost == 0]
+                final[max(free, key=lambda p: (final[p], -p))] += idle
+        return tuple(final)
+
 
 @dataclass(frozen=True)
 class Solution:
