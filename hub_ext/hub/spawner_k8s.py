@@ -28,20 +28,24 @@ async def _send(request: Awaitable[Any]) -> Any:
     return await read_json(await request)
 
 
+async def _created(
+    spawner: Any, kind: str, name: str, request: Awaitable[Any], request_timeout: float
+) -> bool:
+    """Send a create ``request``; False when it timed out (to be retried)."""
+    spawner.log.info(f"Attempting to create {kind} {name}, with timeout {request_timeout}")
+    try:
+        await asyncio.wait_for(_send(request), request_timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def create_pod(spawner: Any, pod: dict[str, Any], request_timeout: float) -> bool:
     """Create ``pod``; False to be retried (with ``exponential_backoff``), as KubeSpawner does."""
     name = pod["metadata"]["name"]
+    request = spawner.api.create_namespaced_pod(spawner.namespace, pod, _preload_content=False)
     try:
-        spawner.log.info(f"Attempting to create pod {name}, with timeout {request_timeout}")
-        await asyncio.wait_for(
-            _send(
-                spawner.api.create_namespaced_pod(spawner.namespace, pod, _preload_content=False)
-            ),
-            request_timeout,
-        )
-        return True
-    except TimeoutError:
-        return False
+        return await _created(spawner, "pod", name, request, request_timeout)
     except ApiException as e:
         if e.status != 409:
             spawner.log.exception("Failed for %s", json.dumps(pod))
@@ -55,19 +59,11 @@ async def create_pod(spawner: Any, pod: dict[str, Any], request_timeout: float) 
 async def create_pvc(spawner: Any, pvc: dict[str, Any], request_timeout: float) -> bool:
     """Create the home volume ``pvc`` unless it exists; False to be retried."""
     name = pvc["metadata"]["name"]
+    request = spawner.api.create_namespaced_persistent_volume_claim(
+        namespace=spawner.namespace, body=pvc, _preload_content=False
+    )
     try:
-        spawner.log.info(f"Attempting to create pvc {name}, with timeout {request_timeout}")
-        await asyncio.wait_for(
-            _send(
-                spawner.api.create_namespaced_persistent_volume_claim(
-                    namespace=spawner.namespace, body=pvc, _preload_content=False
-                )
-            ),
-            request_timeout,
-        )
-        return True
-    except TimeoutError:
-        return False
+        return await _created(spawner, "pvc", name, request, request_timeout)
     except ApiException as e:
         if e.status == 409:
             spawner.log.info(f"PVC {name} already exists, so did not create new pvc.")
