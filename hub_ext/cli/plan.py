@@ -149,7 +149,8 @@ def multi_to_table(result: MultiPlan) -> str:
     return "\n".join(out)
 
 
-def _run_multi(args: argparse.Namespace, catalog: Catalog) -> int:
+def _run(args: argparse.Namespace) -> int:
+    catalog = load_catalog()
     try:
         reqs = [parse_require(t) for t in args.require or ()]
         if args.seats is not None and args.min_gpu_memory is not None:
@@ -183,10 +184,6 @@ def _run_multi(args: argparse.Namespace, catalog: Catalog) -> int:
     else:
         print(multi_to_table(result))
     return 0 if result.feasible else 3
-
-
-def _run(args: argparse.Namespace) -> int:
-    return _run_multi(args, load_catalog())
 
 
 def register(subparsers: Any) -> None:
