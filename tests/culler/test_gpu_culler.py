@@ -31,7 +31,6 @@ from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.config import parse_cluster_config
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 # A student's server: answers 200 on JUPYTERHUB_SERVICE_URL, all the hub needs to route to it.
 LIGHT_SERVER = """

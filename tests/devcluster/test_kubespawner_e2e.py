@@ -7,26 +7,23 @@ exists. The notebook server process listens on its pod IP and is reached through
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from devcluster_helpers import MIG, ROOT, eventually, get_pod, pid_alive, two_node_config
+from hubconfig import VENV_BIN, start_jupyterhub
 from kubernetes_asyncio.client import CoreV1Api
 
 from hub_ext.demo.processes import stop_process_async
 from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.informer import api_client
 
-VENV_BIN = Path(sys.executable).parent
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 
 HUB_CONFIG = """
@@ -95,18 +92,9 @@ async def test_kubespawner_spawns_and_stops_a_singleuser_server(tmp_path: Path) 
     )
     async with DevCluster(two_node_config(), tmp_path / "state") as cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
-        env.update(KUBECONFIG=str(cluster.kubeconfig), PATH=f"{VENV_BIN}:{env['PATH']}")
+        env.update(KUBECONFIG=str(cluster.kubeconfig))
         log = open(hub_dir / "hub.log", "wb")  # noqa: SIM115 - closed below
-        hub = await asyncio.create_subprocess_exec(
-            str(VENV_BIN / "jupyterhub"),
-            "-f",
-            "jupyterhub_config.py",
-            cwd=hub_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the hub and its proxy in one process group
-        )
+        hub = await start_jupyterhub(hub_dir, env, log)  # the hub and its proxy in one group
         try:
             await _spawn_and_stop(cluster, f"http://127.0.0.1:{port}", token)
         except BaseException:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from hubconfig import start_jupyterhub
+from hubconfig import VENV_BIN, start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from hub_ext.adapters.ldapdir import (
@@ -40,7 +40,6 @@ from hub_ext.devcluster.config import load_cluster_config
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-VENV_BIN = Path(sys.executable).parent
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 REFERENCE_LAB = ROOT / "hub_ext" / "devcluster" / "data" / "reference-lab.yaml"
 LAB = reference_lab()
