@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from hub_ext.adapters.profile_source import read_profile_dirs
-from hub_ext.core.profile_set import DIGEST, LOCK_FILE, ProfileSet, parse_lock, render_lock
-from hub_ext.core.profiles import CourseProfile, ImageRef
+from hub_ext.core.profiles.model import CourseProfile, ImageRef
+from hub_ext.core.profiles.set import DIGEST, LOCK_FILE, ProfileSet, parse_lock, render_lock
 
 
 def _policy_path(dirs: list[Path], given: str | None) -> Path | None:

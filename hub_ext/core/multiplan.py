@@ -28,8 +28,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
-from hub_ext.core.mig import Catalog, GpuModel, MigProfile
+from hub_ext.core.mig.catalog import Catalog, GpuModel, MigProfile
+from hub_ext.core.mig.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.multiplan_distinct import fewest_keys
 from hub_ext.core.multiplan_flow import allocate, spread
 from hub_ext.core.multiplan_ip import PROOF_NODES, least_extra, reaches, solve

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from hub_ext.core.mig import load_catalog
+from hub_ext.core.mig.catalog import load_catalog
 from hub_ext.core.multiplan import Node, Requirement, choices, layout_table, plan_nodes
 
 GIB = 2**30

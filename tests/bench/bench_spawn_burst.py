@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "spawner"))
+sys.path.insert(0, str(ROOT / "tests" / "hub" / "spawner"))
 
 from lab_hub import LabHub, eventually, lab_hub  # noqa: E402
 

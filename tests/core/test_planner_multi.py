@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub_ext.cli.plan import multi_to_json, multi_to_table
-from hub_ext.core.layouts import maximal_layouts, stranded
-from hub_ext.core.mig import Catalog, GpuModel, MigProfile, load_catalog
-from hub_ext.core.migparted import node_configs, render
+from hub_ext.core.mig.catalog import Catalog, GpuModel, MigProfile, load_catalog
+from hub_ext.core.mig.layouts import maximal_layouts, stranded
+from hub_ext.core.mig.migparted import node_configs, render
 from hub_ext.core.multiplan import ExtraGpus, MultiPlan, Node, Requirement, plan_nodes
 from hub_ext.core.multiplan_distinct import fewest_keys
 from hub_ext.core.multiplan_flow import spread

@@ -1,0 +1,1 @@
+"""MIG: the GPU catalog, layouts and mig-parted output."""
