@@ -13,7 +13,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from hub_ext.core.admission.book import AdmissionBook
+from hub_ext.core.admission.book import AdmissionBook, decide
 from hub_ext.core.admission.model import (
     AdmissionInput,
     AdmissionPolicy,
@@ -24,7 +24,6 @@ from hub_ext.core.admission.model import (
     Reservation,
     RunningSession,
     UserName,
-    decide,
 )
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import Node, Pod, PodPhase, PodUid, SliceType

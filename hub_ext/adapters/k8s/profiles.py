@@ -2,8 +2,8 @@
 
 Reads :class:`hub_ext.core.profiles.model.CourseProfile` objects by their agreed attribute names
 (slug, display_name, description, groups, image, default_url, resources, gpu, storage, sessions,
-limits, env) and tolerates the optional ones being absent, so that a profile without GPU, sessions or
-limits works.
+limits, env) and tolerates the optional ones being absent, so that a profile without GPU, sessions
+or limits works.
 """
 
 from __future__ import annotations

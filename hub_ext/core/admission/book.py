@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from hub_ext.core.admission.model import (
     AdmissionDecision,
+    AdmissionInput,
     AdmissionPolicy,
     Admitted,
     CourseSlug,
@@ -312,3 +313,10 @@ def _held_groups(holds: list[_Hold], slice_type: SliceType) -> str:
         }
     )
     return ", ".join(names)
+
+
+def decide(state: AdmissionInput) -> AdmissionDecision:
+    """The decision for one snapshot of the queue (see :class:`AdmissionBook` for the live form)."""
+    book = AdmissionBook(state.policy)
+    book.extend(state.queue, state.running)
+    return book.decide(state.now, state.free)

@@ -13,7 +13,8 @@ reservations and the running sessions; the output is an :class:`AdmissionDecisio
 * never more admissions of a slice type than it has free slices;
 * the result depends only on the inputs, never on their order.
 
-The engine lives in :mod:`hub_ext.core.admission.book`; :func:`decide` is its one-shot form.
+The engine lives in :mod:`hub_ext.core.admission.book`; :func:`~hub_ext.core.admission.book.decide`
+is its one-shot form.
 """
 
 from __future__ import annotations
@@ -221,15 +222,6 @@ class AdmissionDecision:
         for item in self.admitted:
             out[item.slice_type] = out.get(item.slice_type, 0) + 1
         return out
-
-
-def decide(state: AdmissionInput) -> AdmissionDecision:
-    """The decision for one snapshot of the queue (see :class:`AdmissionBook` for the live form)."""
-    from hub_ext.core.admission.book import AdmissionBook
-
-    book = AdmissionBook(state.policy)
-    book.extend(state.queue, state.running)
-    return book.decide(state.now, state.free)
 
 
 EntrySortKey = tuple[datetime, tuple[SliceType, ...], str, str, bool]

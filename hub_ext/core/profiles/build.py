@@ -329,3 +329,13 @@ def _env(check: _Checker, data: Mapping[str, Any]) -> tuple[tuple[str, str], ...
         text = str(value).lower() if isinstance(value, bool) else str(value)
         out.append((str(key), text))
     return tuple(out)
+
+
+def parse_profile(
+    text: str, file: str, policy: Policy | None = None
+) -> tuple[CourseProfile | None, list[ProfileError]]:
+    """Parse and validate profile text. Never raises; returns (profile or None, errors)."""
+    try:
+        return build_profile(text, file, policy or Policy())
+    except Exception as exc:
+        return None, [ProfileError(file, None, "", f"could not read profile: {exc}")]

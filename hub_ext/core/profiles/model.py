@@ -25,7 +25,6 @@ __all__ = [
     "SpawnPlan",
     "Storage",
     "parse_policy",
-    "parse_profile",
     "to_spawn_plan",
 ]
 
@@ -172,15 +171,3 @@ def to_spawn_plan(profile: CourseProfile) -> SpawnPlan:
         max_runtime_seconds=profile.limits.max_runtime_seconds,
         idle_timeout_seconds=profile.limits.idle_timeout_seconds,
     )
-
-
-def parse_profile(
-    text: str, file: str, policy: Policy | None = None
-) -> tuple[CourseProfile | None, list[ProfileError]]:
-    """Parse and validate profile text. Never raises; returns (profile or None, errors)."""
-    from hub_ext.core.profiles.build import build_profile
-
-    try:
-        return build_profile(text, file, policy or Policy())
-    except Exception as exc:
-        return None, [ProfileError(file, None, "", f"could not read profile: {exc}")]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 
 import yaml
 
-from hub_ext.core.profiles.model import CourseProfile, ImageRef, parse_profile
+from hub_ext.core.profiles.build import parse_profile
+from hub_ext.core.profiles.model import CourseProfile, ImageRef
 from hub_ext.core.profiles.policy import Policy
 from hub_ext.core.profiles.validation import ProfileError
 

@@ -17,7 +17,7 @@ from test_admission_helpers import (
     state,
 )
 
-from hub_ext.core.admission.book import AdmissionBook
+from hub_ext.core.admission.book import AdmissionBook, decide
 from hub_ext.core.admission.model import (
     AdmissionInput,
     Admitted,
@@ -27,7 +27,6 @@ from hub_ext.core.admission.model import (
     UserName,
     Waiting,
     WaitReason,
-    decide,
 )
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import Node, Pod, PodUid

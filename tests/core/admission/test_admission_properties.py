@@ -9,14 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_admission_helpers import T0, entry, reservation, running, state
 
-from hub_ext.core.admission.book import AdmissionBook
+from hub_ext.core.admission.book import AdmissionBook, decide
 from hub_ext.core.admission.model import (
     AdmissionDecision,
     AdmissionInput,
     Priority,
     QueueEntry,
     WaitReason,
-    decide,
     entries_by_key,
 )
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from hub_ext.core.profiles.model import parse_policy, parse_profile
+from hub_ext.core.profiles.build import parse_profile
+from hub_ext.core.profiles.model import parse_policy
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = parse_policy((ROOT / "profiles/policy.yaml").read_text())

@@ -7,7 +7,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub_ext.core.profiles.model import parse_policy, parse_profile, to_spawn_plan
+from hub_ext.core.profiles.build import parse_profile
+from hub_ext.core.profiles.model import parse_policy, to_spawn_plan
 
 ROOT = Path(__file__).resolve().parents[3]
 ML = (ROOT / "profiles/ml-101/profile.yaml").read_text()

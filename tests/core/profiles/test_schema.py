@@ -2,6 +2,7 @@
 page lists every field of it."""
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _docs_extension() -> Any:
+    if str(ROOT / "docs/_ext") not in sys.path:
+        sys.path.insert(0, str(ROOT / "docs/_ext"))  # docnodes, as conf.py
     spec = importlib.util.spec_from_file_location(
         "labhub_profile_schema", ROOT / "docs/_ext/labhub_profile_schema.py"
     )

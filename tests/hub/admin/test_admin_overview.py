@@ -19,7 +19,7 @@ from hub_ext.core.admission.overview import (
     ZoneSlices,
 )
 from hub_ext.core.capacity.model import SliceType
-from hub_ext.core.profiles.model import parse_profile
+from hub_ext.core.profiles.build import parse_profile
 from hub_ext.hub.admin_view import TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[3]
