@@ -23,20 +23,30 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from hub_ext.core.k8s_names import (
+    ANNOTATION_FALLBACKS,
+    ANNOTATION_SERVER,
+    ANNOTATION_USER,
+    GPU_RESOURCE,
+    LABEL_COMPONENT,
+    LABEL_COURSE,
+    LABEL_GROUP,
+    LABEL_MANAGED_BY,
+    LABEL_SLICE_TYPE,
+    LABEL_USER,
+    MIG_RESOURCE_PREFIX,
+    PRODUCT_LABEL,
+    PRODUCT_MIG_INFIX,
+    SLICE_GATE,
+    mig_resource,
+    shared_type,
+    slice_resource,
+    split_shared,
+)
+
 GiB = 2**30
-SLICE_GATE = "labhub.io/slice-admission"
-LABEL_USER = "labhub.io/user"
-LABEL_COURSE = "labhub.io/course"
-LABEL_GROUP = "labhub.io/seminar-group"
-LABEL_SLICE_TYPE = "labhub.io/slice-type"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-ANNOTATION_USER = "labhub.io/username"
-ANNOTATION_SERVER = "labhub.io/server-name"
-ANNOTATION_FALLBACKS = "labhub.io/slice-types"
 COMPONENT = "singleuser-server"
 MANAGED_BY = "labhub"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
 HOME_VOLUME = "home"
 
 Manifest = dict[str, Any]
@@ -149,13 +159,11 @@ def gpu_resources(
     """(resource limits, node selector) for one slice of ``gpu.slice_type`` under ``strategy``."""
     slice_type = gpu.slice_type
     if strategy is SliceStrategy.MIXED:
-        return {f"nvidia.com/mig-{slice_type}": "1"}, {}
+        return {mig_resource(slice_type): "1"}, {}
     if strategy is SliceStrategy.SINGLE:
-        return {"nvidia.com/gpu": "1"}, {PRODUCT_LABEL: f"{gpu.product}-MIG-{slice_type}"}
-    base = slice_type.removesuffix(".shared")
-    if base == "gpu":
-        return {"nvidia.com/gpu.shared": "1"}, {}
-    return {f"nvidia.com/mig-{base}.shared": "1"}, {}
+        return {GPU_RESOURCE: "1"}, {PRODUCT_LABEL: f"{gpu.product}{PRODUCT_MIG_INFIX}{slice_type}"}
+    base, _ = split_shared(slice_type)
+    return {slice_resource(shared_type(base)): "1"}, {}
 
 
 def pod_labels(req: PodRequest) -> dict[str, str]:
@@ -301,19 +309,20 @@ def retarget_pod(pod: Manifest, slice_type: str) -> Manifest:
         spec.pop("schedulingGates", None)
     selector = dict(spec.get("nodeSelector") or {})
     product = selector.get(PRODUCT_LABEL, "")
-    if "-MIG-" in product:
-        selector[PRODUCT_LABEL] = f"{product.split('-MIG-')[0]}-MIG-{slice_type}"
+    if PRODUCT_MIG_INFIX in product:
+        prefix = product.split(PRODUCT_MIG_INFIX)[0]
+        selector[PRODUCT_LABEL] = f"{prefix}{PRODUCT_MIG_INFIX}{slice_type}"
         spec["nodeSelector"] = selector
     containers = []
     for container in spec.get("containers") or []:
         resources = dict(container.get("resources") or {})
         for section in ("limits", "requests"):
             table = dict(resources.get(section) or {})
-            for name in [n for n in table if n.startswith("nvidia.com/mig-")]:
+            for name in [n for n in table if n.startswith(MIG_RESOURCE_PREFIX)]:
                 qty = table.pop(name)
-                shared = name.endswith(".shared")
-                base = slice_type.removesuffix(".shared")
-                table[f"nvidia.com/mig-{base}{'.shared' if shared else ''}"] = qty
+                _, shared = split_shared(name)
+                base, _ = split_shared(slice_type)
+                table[mig_resource(base, shared)] = qty
             resources[section] = table
         containers.append({**container, "resources": resources})
     spec["containers"] = containers

@@ -26,6 +26,12 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from hub_ext.core.k8s_names import (
+    ANNOTATION_SOURCE_PVC,
+    ANNOTATION_TAKEN_AT,
+    LABEL_MANAGED_BY,
+    LABEL_PART_OF,
+)
 from hub_ext.core.retention import (
     RetentionPolicy,
     Snapshot,
@@ -41,9 +47,9 @@ GROUP = "snapshot.storage.k8s.io"
 VERSION = "v1"
 PLURAL = "volumesnapshots"
 MANAGED_BY = "labhub-backup"
-MANAGED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
-TAKEN_AT = "labhub.io/taken-at"
-SOURCE_PVC = "labhub.io/source-pvc"
+MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+TAKEN_AT = ANNOTATION_TAKEN_AT
+SOURCE_PVC = ANNOTATION_SOURCE_PVC
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,8 @@ def volume_snapshot_manifest(pvc: str, cfg: BackupConfig, now: datetime) -> dict
             "name": snapshot_name(VolumeName(pvc), now),
             "namespace": cfg.namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": MANAGED_BY,
-                "app.kubernetes.io/part-of": "labhub",
+                LABEL_MANAGED_BY: MANAGED_BY,
+                LABEL_PART_OF: "labhub",
             },
             "annotations": {TAKEN_AT: now.isoformat(), SOURCE_PVC: pvc},
         },

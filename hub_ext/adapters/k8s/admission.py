@@ -48,6 +48,7 @@ from hub_ext.adapters.k8s.objects import (
     resource_version,
     running_session,
 )
+from hub_ext.core.admission.book import decide
 from hub_ext.core.admission.model import (
     AdmissionDecision,
     AdmissionInput,
@@ -59,7 +60,6 @@ from hub_ext.core.admission.model import (
     RunningSession,
     UserName,
     Waiting,
-    decide,
 )
 from hub_ext.core.admission.overview import (
     AdmissionOverview,
@@ -69,7 +69,8 @@ from hub_ext.core.admission.overview import (
 )
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import PodUid, SliceCount, SliceType
-from hub_ext.core.manifests import LABEL_SLICE_TYPE, SLICE_GATE, retarget_pod
+from hub_ext.core.k8s_names import LABEL_COURSE, LABEL_SLICE_TYPE, SLICE_GATE
+from hub_ext.core.manifests import retarget_pod
 
 __all__ = [
     "ANNOTATION_ADMITTED",
@@ -390,7 +391,7 @@ class AdmissionController:
             return
         self.cleaned += 1
         enqueued = parse_time((meta.get("annotations") or {}).get(ANNOTATION_ENQUEUED)) or now
-        course = CourseSlug((meta.get("labels") or {}).get("labhub.io/course", ""))
+        course = CourseSlug((meta.get("labels") or {}).get(LABEL_COURSE, ""))
         slice_type = SliceType(requested_slice_type(obj))
         self._late_exits.append(QueueExit(key, course, slice_type, now - enqueued, "timeout"))
 

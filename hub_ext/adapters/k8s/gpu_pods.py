@@ -28,7 +28,7 @@ from hub_ext.adapters.k8s.objects import (
 )
 from hub_ext.core.capacity.model import SliceType
 from hub_ext.core.cull import GpuServer, Waiter
-from hub_ext.core.manifests import LABEL_SLICE_TYPE
+from hub_ext.core.k8s_names import LABEL_SLICE_TYPE
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 

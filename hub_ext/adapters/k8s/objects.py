@@ -27,25 +27,24 @@ from hub_ext.core.admission.overview import (
     build_overview,
     holders_of,
 )
-from hub_ext.core.capacity.model import ZONE_LABEL, Capacity, Node, Pod, PodPhase, PodUid, SliceType
-from hub_ext.core.manifests import (
+from hub_ext.core.capacity.model import Capacity, Node, Pod, PodPhase, PodUid, SliceType
+from hub_ext.core.k8s_names import (
+    ANNOTATION_ADMITTED,
+    ANNOTATION_DETACHED,
+    ANNOTATION_ENQUEUED,
     ANNOTATION_FALLBACKS,
+    ANNOTATION_IDLE,
+    ANNOTATION_MEMBER,
+    ANNOTATION_RUNTIME,
     ANNOTATION_SERVER,
     ANNOTATION_USER,
     LABEL_COURSE,
     LABEL_GROUP,
     LABEL_SLICE_TYPE,
+    NVIDIA_PREFIX,
     SLICE_GATE,
+    ZONE_LABEL,
 )
-
-ANNOTATION_ENQUEUED = "labhub.io/enqueued-at"
-ANNOTATION_ADMITTED = "labhub.io/admitted-at"
-ANNOTATION_MEMBER = "labhub.io/course-member"
-ANNOTATION_IDLE = "labhub.io/idle-timeout-seconds"
-ANNOTATION_RUNTIME = "labhub.io/max-runtime-seconds"
-ANNOTATION_DETACHED = "labhub.io/detached-at"
-"""Set on a queued pod whose hub restarted: it keeps its place but is not admitted until the
-student presses Start again (which removes the annotation)."""
 
 
 def now_utc() -> datetime:
@@ -105,7 +104,7 @@ def pod_from_object(obj: Obj) -> Pod:
         res = container.get("resources") or {}
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         for name, qty in merged.items():
-            if name.startswith("nvidia.com/"):
+            if name.startswith(NVIDIA_PREFIX):
                 requests[name] = requests.get(name, 0) + _count(qty)
     try:
         phase = PodPhase(status.get("phase") or "Pending")

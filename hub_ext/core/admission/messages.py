@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 
 from hub_ext.core.admission.model import Admitted, Waiting, WaitReason
+from hub_ext.core.k8s_names import WHOLE_GPU, split_shared
 
 
 def format_eta(eta: timedelta | None) -> str:
@@ -23,9 +24,8 @@ def format_eta(eta: timedelta | None) -> str:
 
 def slice_label(slice_type: str) -> str:
     """``1g.10gb GPU slice``, ``shared 1g.10gb GPU slice``, ``whole GPU``, ``shared GPU``."""
-    shared = slice_type.endswith(".shared")
-    base = slice_type[: -len(".shared")] if shared else slice_type
-    if base == "gpu":
+    base, shared = split_shared(slice_type)
+    if base == WHOLE_GPU:
         return "shared GPU" if shared else "whole GPU"
     return f"shared {base} GPU slice" if shared else f"{base} GPU slice"
 

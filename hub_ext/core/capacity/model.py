@@ -30,24 +30,38 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import NewType
 
+from hub_ext.core import k8s_names as names
+from hub_ext.core.k8s_names import (
+    GPU_COUNT_LABEL,
+    GPU_MEMORY_LABEL,
+    GPU_RESOURCE,
+    LABEL_SLICE_TYPE,
+    MIG_CONFIG_LABEL,
+    MIG_RESOURCE_PREFIX,
+    PRODUCT_LABEL,
+    PRODUCT_MIG_INFIX,
+    PRODUCT_SHARED_SUFFIX,
+    REPLICAS_LABEL,
+    SHARED_SUFFIX,
+    SHARING_LABEL,
+    STRATEGY_LABEL,
+    ZONE_LABEL,
+    mig_label,
+)
+
 SliceType = NewType("SliceType", str)
 PodUid = NewType("PodUid", str)
 
-ZONE_LABEL = "topology.kubernetes.io/zone"
-SLICE_TYPE_LABEL = "labhub.io/slice-type"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
-REPLICAS_LABEL = "nvidia.com/gpu.replicas"
-STRATEGY_LABEL = "nvidia.com/mig.strategy"
-SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
-WHOLE_GPU = SliceType("gpu")
-SHARED_SUFFIX = ".shared"
+WHOLE_GPU = SliceType(names.WHOLE_GPU)
 
-_GPU_RESOURCE = "nvidia.com/gpu"
 _MIG_RESOURCE = re.compile(
-    r"^nvidia\.com/mig-(?P<profile>[0-9a-z][0-9a-z.+]*?)(?P<shared>\.shared)?$"
+    "^"
+    + re.escape(MIG_RESOURCE_PREFIX)
+    + r"(?P<profile>[0-9a-z][0-9a-z.+]*?)(?P<shared>"
+    + re.escape(SHARED_SUFFIX)
+    + ")?$"
 )
-_MIG_PRODUCT = re.compile(r"-MIG-(?P<profile>[0-9a-z][0-9a-z.+]*)$")
-_SHARED_PRODUCT = "-SHARED"
+_MIG_PRODUCT = re.compile(re.escape(PRODUCT_MIG_INFIX) + r"(?P<profile>[0-9a-z][0-9a-z.+]*)$")
 
 
 class PodPhase(Enum):
@@ -169,15 +183,15 @@ def parse_gpu_labels(labels: Mapping[str, str]) -> GpuLabels:
         sharing = SharingStrategy.TIME_SLICING
     profiles: list[tuple[SliceType, int]] = []
     for key, _ in labels.items():
-        if key.startswith("nvidia.com/mig-") and key.endswith(".count"):
-            profile = key[len("nvidia.com/mig-") : -len(".count")]
+        if key.startswith(MIG_RESOURCE_PREFIX) and key.endswith(".count"):
+            profile = key[len(MIG_RESOURCE_PREFIX) : -len(".count")]
             profiles.append((SliceType(profile), _int_label(labels, key, 0) or 0))
     return GpuLabels(
         product=labels.get(PRODUCT_LABEL),
-        count=_int_label(labels, "nvidia.com/gpu.count", 0) or 0,
-        memory_mib=_int_label(labels, "nvidia.com/gpu.memory", None),
+        count=_int_label(labels, GPU_COUNT_LABEL, 0) or 0,
+        memory_mib=_int_label(labels, GPU_MEMORY_LABEL, None),
         mig_strategy=strategy,
-        mig_config=labels.get("nvidia.com/mig.config"),
+        mig_config=labels.get(MIG_CONFIG_LABEL),
         replicas=replicas,
         sharing=sharing,
         mig_profiles=tuple(sorted(profiles)),
@@ -188,16 +202,16 @@ def _product_slice(product: str | None) -> tuple[SliceType, bool]:
     """The base slice type of ``nvidia.com/gpu`` on a node with this product, and -SHARED."""
     if not product:
         return WHOLE_GPU, False
-    shared = product.endswith(_SHARED_PRODUCT)
+    shared = product.endswith(PRODUCT_SHARED_SUFFIX)
     if shared:
-        product = product[: -len(_SHARED_PRODUCT)]
+        product = product[: -len(PRODUCT_SHARED_SUFFIX)]
     match = _MIG_PRODUCT.search(product)
     return (SliceType(match.group("profile")) if match else WHOLE_GPU), shared
 
 
 def shared_type(base: SliceType) -> SliceType:
     """The slice type of a time-sliced or MPS replica of ``base``."""
-    return base if base.endswith(SHARED_SUFFIX) else SliceType(base + SHARED_SUFFIX)
+    return SliceType(names.shared_type(base))
 
 
 def resource_slice_type(resource: str, labels: Mapping[str, str]) -> SliceType | None:
@@ -210,7 +224,7 @@ def resource_slice_type(resource: str, labels: Mapping[str, str]) -> SliceType |
     if match:
         base = SliceType(match.group("profile"))
         return shared_type(base) if match.group("shared") or replicas > 1 else base
-    if resource in (_GPU_RESOURCE, _GPU_RESOURCE + SHARED_SUFFIX):
+    if resource in (GPU_RESOURCE, GPU_RESOURCE + SHARED_SUFFIX):
         base, shared_product = _product_slice(labels.get(PRODUCT_LABEL))
         shared = resource.endswith(SHARED_SUFFIX) or shared_product or replicas > 1
         return shared_type(base) if shared else base
@@ -228,9 +242,9 @@ def node_slice_resources(node: Node) -> tuple[SliceResource, ...]:
             continue
         match = _MIG_RESOURCE.match(resource)
         if match:
-            memory = _int_label(labels, f"nvidia.com/mig-{match.group('profile')}.memory", None)
+            memory = _int_label(labels, mig_label(match.group("profile"), "memory"), None)
         else:
-            memory = _int_label(labels, "nvidia.com/gpu.memory", None)
+            memory = _int_label(labels, GPU_MEMORY_LABEL, None)
         count = max(0, node.allocatable[resource])
         out.append(SliceResource(resource, slice_type, count, memory, replicas))
     return tuple(out)
@@ -242,7 +256,7 @@ def pod_gpu_requests(pod: Pod) -> tuple[tuple[str, int], ...]:
         sorted(
             (name, qty)
             for name, qty in pod.requests.items()
-            if qty > 0 and (name.startswith("nvidia.com/gpu") or name.startswith("nvidia.com/mig-"))
+            if qty > 0 and (name.startswith(GPU_RESOURCE) or name.startswith(MIG_RESOURCE_PREFIX))
         )
     )
 
@@ -252,7 +266,7 @@ def pod_in_flight_type(pod: Pod) -> SliceType | None:
 
     The ``labhub.io/slice-type`` label wins; otherwise a mixed-strategy resource name says it.
     """
-    label = pod.labels.get(SLICE_TYPE_LABEL)
+    label = pod.labels.get(LABEL_SLICE_TYPE)
     if label:
         return SliceType(label)
     for resource, _ in pod_gpu_requests(pod):

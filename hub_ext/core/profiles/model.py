@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
+from hub_ext.core.k8s_names import LABEL_COURSE
 from hub_ext.core.profiles.policy import Policy, parse_policy
 from hub_ext.core.profiles.validation import MAX_PROFILE_BYTES, ProfileError
 
@@ -167,7 +168,7 @@ def to_spawn_plan(profile: CourseProfile) -> SpawnPlan:
         volumes=vols,
         env=profile.env,
         extra_apps=profile.extra_apps,
-        labels=(("labhub.io/course", profile.slug),),
+        labels=((LABEL_COURSE, profile.slug),),
         max_runtime_seconds=profile.limits.max_runtime_seconds,
         idle_timeout_seconds=profile.limits.idle_timeout_seconds,
     )
