@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from devcluster_helpers import MIG, ROOT, eventually, get_pod, pid_alive, two_node_config
-from hubconfig import VENV_BIN, start_jupyterhub
+from support import VENV_BIN, start_jupyterhub
 from kubernetes_asyncio.client import CoreV1Api
 
 from hub_ext.demo.processes import stop_process_async

@@ -21,7 +21,7 @@ from html import unescape
 from pathlib import Path
 
 import aiohttp
-from hubconfig import MEMORY_PROXY
+from support import MEMORY_PROXY
 
 from hub_ext.demo.processes import stop_process
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hubconfig import start_jupyterhub
+from support import start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from hub_ext.adapters.k8s.admission import ANNOTATION_ENQUEUED

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubconfig import MEMORY_PROXY
+from support import MEMORY_PROXY
 
 from hub_ext.demo.processes import stop_process
 

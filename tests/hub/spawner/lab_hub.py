@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from hubconfig import VENV_BIN, start_jupyterhub
+from support import VENV_BIN, start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from hub_ext.adapters.ldap.reference_lab import (
