@@ -1,14 +1,47 @@
-"""Pieces shared by the hubs that tests start: configuration snippets and the start itself."""
+"""What the tests share: free loopback ports, waiting for a condition, and starting hubs.
+
+Test directories import it as ``from support import ...`` (``tests/`` is on ``sys.path`` because
+``tests/conftest.py`` lives there).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]],
+    timeout: float = 15.0,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> Any:
+    """Await ``probe`` until it returns something truthy and return that; fail after ``timeout``
+    seconds with "timed out waiting for <what>". Keep timeouts generous: the machine may be busy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
 
 MEMORY_PROXY = '''
 from jupyterhub.proxy import Proxy

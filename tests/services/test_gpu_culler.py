@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from support import start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+from support import eventually, free_port, start_jupyterhub
 
 from hub_ext.adapters.k8s.admission import ANNOTATION_ENQUEUED
 from hub_ext.adapters.k8s.gpu_pods import gpu_pods_from_objects, list_gpu_pods
@@ -87,12 +86,6 @@ c.JupyterHub.load_roles = [
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def pod(user: str, gpu: bool = True, queued_at: datetime | None = None) -> dict[str, Any]:
     manifest = build_pod(
         PodRequest(
@@ -142,17 +135,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[DevCluster]:
 async def core(cluster: DevCluster) -> AsyncIterator[CoreV1Api]:
     async with ApiClient(configuration=Configuration(host=cluster.api.url)) as api:
         yield CoreV1Api(api)
-
-
-async def eventually(probe: Any, timeout: float, what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_adapter_reads_queued_and_running_gpu_pods(core: CoreV1Api) -> None:

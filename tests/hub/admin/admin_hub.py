@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support import MEMORY_PROXY
+from support import MEMORY_PROXY, free_port
 
 from hub_ext.demo.processes import stop_process
 
@@ -47,12 +46,6 @@ c.JupyterHub.load_roles = [{{
     "name": "tester", "scopes": ["admin:users", "tokens"], "services": ["tester"],
 }}]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,16 @@ import contextlib
 import os
 import re
 import secrets
-import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from support import VENV_BIN, start_jupyterhub
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+from support import VENV_BIN, eventually, free_port, start_jupyterhub
 
 from hub_ext.adapters.ldap.reference_lab import (
     SERVICE_DN,
@@ -105,23 +104,6 @@ def _server_command(spawner):
 
 c.LabKubeSpawner.pre_spawn_hook = _server_command
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 _XSRF = re.compile(r'name="_xsrf"\s+value="([^"]+)"')

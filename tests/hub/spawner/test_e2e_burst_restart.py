@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_hub import LabHub, eventually, lab_hub
+from lab_hub import LabHub, lab_hub
+from support import eventually
 
 STUDENTS = [f"student{i:02d}" for i in range(1, 51)]
 

@@ -16,7 +16,8 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from lab_hub import LabHub, eventually, lab_hub
+from lab_hub import LabHub, lab_hub
+from support import eventually
 from yarl import URL
 
 SEATS = 16  # ml101-b's lab session holds 16 of the 40 slices
