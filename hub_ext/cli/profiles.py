@@ -95,7 +95,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    text = resources.files("hub_ext.core").joinpath("data/profile.schema.yaml").read_text()
+    text = resources.files("hub_ext.core.profiles").joinpath("data/profile.schema.yaml").read_text()
     print(json.dumps(yaml.safe_load(text), indent=2))
     return 0
 

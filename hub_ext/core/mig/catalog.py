@@ -1,6 +1,6 @@
 """NVIDIA MIG catalog: GPU models, MIG profiles and their placements.
 
-The data lives in ``hub_ext/core/data/mig_catalog.yaml`` (sourced from NVIDIA's MIG user guide).
+The data lives in ``hub_ext/core/mig/data/mig_catalog.yaml`` (sourced from NVIDIA's MIG user guide).
 """
 
 from __future__ import annotations
@@ -165,5 +165,5 @@ def parse_catalog(data: Any) -> Catalog:
 @functools.cache
 def load_catalog() -> Catalog:
     """Load the MIG catalog shipped with LabHub (cached)."""
-    text = resources.files("hub_ext.core").joinpath("data/mig_catalog.yaml").read_text("utf-8")
+    text = resources.files("hub_ext.core.mig").joinpath("data/mig_catalog.yaml").read_text("utf-8")
     return parse_catalog(yaml.safe_load(text))

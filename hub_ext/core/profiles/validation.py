@@ -150,7 +150,7 @@ def _walk(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> None
 @functools.cache
 def load_schema() -> dict[str, Any]:
     """The course profile JSON Schema shipped with LabHub."""
-    text = resources.files("hub_ext.core").joinpath("data/profile.schema.yaml").read_text()
+    text = resources.files("hub_ext.core.profiles").joinpath("data/profile.schema.yaml").read_text()
     data = yaml.safe_load(text)
     assert isinstance(data, dict)
     return data
