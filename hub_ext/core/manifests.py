@@ -43,6 +43,7 @@ from hub_ext.core.k8s_names import (
     slice_resource,
     split_shared,
 )
+from hub_ext.core.profiles.model import GpuRequest, SharedVolume
 
 GiB = 2**30
 COMPONENT = "singleuser-server"
@@ -71,26 +72,6 @@ class SliceStrategy(Enum):
 
 
 @dataclass(frozen=True)
-class SharedVolume:
-    """A PVC shared by a course (datasets, course material), mounted read-only for students."""
-
-    name: str
-    claim_name: str
-    mount_path: str
-    read_only: bool = True
-
-
-@dataclass(frozen=True)
-class GpuRequest:
-    """The slice a server asks for: its type and acceptable fallbacks, most preferred first."""
-
-    slice_type: str
-    fallbacks: tuple[str, ...] = ()
-    product: str = "NVIDIA-A100-SXM4-40GB"
-    """GFD product prefix used by the single strategy's node selector."""
-
-
-@dataclass(frozen=True)
 class PodRequest:
     """Everything the pod manifest is built from."""
 
@@ -107,12 +88,16 @@ class PodRequest:
     env: tuple[tuple[str, str], ...] = ()
     strategy: SliceStrategy = SliceStrategy.MIXED
     gpu: GpuRequest | None = None
+    """The slice types the server accepts, most preferred first (``None``: no GPU)."""
+    gpu_product: str = "NVIDIA-A100-SXM4-40GB"
+    """GFD product prefix used by the single strategy's node selector."""
     cpu_guarantee: float = 4.0
     cpu_limit: float = 4.0
     memory_guarantee: int = 16 * GiB
     memory_limit: int = 16 * GiB
     home_mount: str = "/home/jovyan"
     shared_volumes: tuple[SharedVolume, ...] = ()
+    """Course shares: the PVC named ``name`` mounted read-only at ``mount_path``."""
     working_dir: str | None = None
     node_selector: tuple[tuple[str, str], ...] = ()
     extra_labels: tuple[tuple[str, str], ...] = ()
@@ -154,14 +139,14 @@ def format_memory(size: int) -> str:
 
 
 def gpu_resources(
-    gpu: GpuRequest, strategy: SliceStrategy
+    gpu: GpuRequest, strategy: SliceStrategy, product: str = "NVIDIA-A100-SXM4-40GB"
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(resource limits, node selector) for one slice of ``gpu.slice_type`` under ``strategy``."""
     slice_type = gpu.slice_type
     if strategy is SliceStrategy.MIXED:
         return {mig_resource(slice_type): "1"}, {}
     if strategy is SliceStrategy.SINGLE:
-        return {GPU_RESOURCE: "1"}, {PRODUCT_LABEL: f"{gpu.product}{PRODUCT_MIG_INFIX}{slice_type}"}
+        return {GPU_RESOURCE: "1"}, {PRODUCT_LABEL: f"{product}{PRODUCT_MIG_INFIX}{slice_type}"}
     base, _ = split_shared(slice_type)
     return {slice_resource(shared_type(base)): "1"}, {}
 
@@ -188,12 +173,13 @@ def _container(req: PodRequest) -> Manifest:
     if req.gpu is None:
         env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
     else:
-        gpu_limits, _ = gpu_resources(req.gpu, req.strategy)
+        gpu_limits, _ = gpu_resources(req.gpu, req.strategy, req.gpu_product)
         limits.update(gpu_limits)
         requests.update(gpu_limits)
     mounts: list[Manifest] = [{"name": HOME_VOLUME, "mountPath": req.home_mount}]
     mounts += [
-        {"name": v.name, "mountPath": v.mount_path, "readOnly": True} for v in req.shared_volumes
+        {"name": f"shared-{i}", "mountPath": v.mount_path, "readOnly": True}
+        for i, v in enumerate(req.shared_volumes)
     ]
     container: Manifest = {
         "name": "notebook",
@@ -223,7 +209,7 @@ def build_pod(req: PodRequest) -> Manifest:
     node_selector = dict(req.node_selector)
     annotations = {ANNOTATION_USER: req.username, ANNOTATION_SERVER: req.server_name}
     if req.gpu is not None:
-        _, selector = gpu_resources(req.gpu, req.strategy)
+        _, selector = gpu_resources(req.gpu, req.strategy, req.gpu_product)
         node_selector.update(selector)
         annotations[ANNOTATION_FALLBACKS] = ",".join((req.gpu.slice_type, *req.gpu.fallbacks))
     annotations.update(dict(req.annotations))
@@ -231,8 +217,8 @@ def build_pod(req: PodRequest) -> Manifest:
         {"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": req.home_claim}}
     ]
     volumes += [
-        {"name": v.name, "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": True}}
-        for v in req.shared_volumes
+        {"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.name, "readOnly": True}}
+        for i, v in enumerate(req.shared_volumes)
     ]
     spec: Manifest = {
         "automountServiceAccountToken": False,

@@ -6,10 +6,8 @@ import pytest
 
 from hub_ext.core.manifests import (
     GiB,
-    GpuRequest,
     PodRequest,
     PvcRequest,
-    SharedVolume,
     SliceStrategy,
     build_pod,
     build_pvc,
@@ -18,6 +16,7 @@ from hub_ext.core.manifests import (
     label_value,
     retarget_pod,
 )
+from hub_ext.core.profiles.model import GpuRequest, SharedVolume
 
 SECURITY = {
     "runAsNonRoot": True,
@@ -42,7 +41,7 @@ def request(**overrides: object) -> PodRequest:
         "port": 8888,
         "home_claim": "claim-anna",
         "env": (("JUPYTERHUB_USER", "anna"),),
-        "gpu": GpuRequest("1g.10gb", fallbacks=("2g.10gb",)),
+        "gpu": GpuRequest(("1g.10gb", "2g.10gb")),
     }
     base.update(overrides)
     return PodRequest(**base)  # type: ignore[arg-type]
@@ -134,7 +133,7 @@ def test_single_strategy_requests_a_gpu_on_the_mig_product() -> None:
     [("gpu", "nvidia.com/gpu.shared"), ("1g.10gb", "nvidia.com/mig-1g.10gb.shared")],
 )
 def test_shared_strategy_requests_the_shared_resource(slice_type: str, resource: str) -> None:
-    pod = build_pod(request(strategy=SliceStrategy.SHARED, gpu=GpuRequest(slice_type)))
+    pod = build_pod(request(strategy=SliceStrategy.SHARED, gpu=GpuRequest((slice_type,))))
     container = pod["spec"]["containers"][0]
     assert container["resources"]["limits"] == {"cpu": "4", "memory": "16Gi", resource: "1"}
     assert pod["spec"]["schedulingGates"] == [{"name": "labhub.io/slice-admission"}]
@@ -163,7 +162,7 @@ def test_custom_resources_and_shared_volumes_are_read_only() -> None:
             cpu_limit=2,
             memory_guarantee=512 * 2**20,
             memory_limit=8 * GiB,
-            shared_volumes=(SharedVolume("datasets", "ml-101-datasets", "/data"),),
+            shared_volumes=(SharedVolume("ml-101-datasets", "/data"),),
         )
     )
     container = pod["spec"]["containers"][0]
@@ -173,10 +172,10 @@ def test_custom_resources_and_shared_volumes_are_read_only() -> None:
     }
     assert container["volumeMounts"] == [
         {"name": "home", "mountPath": "/home/jovyan"},
-        {"name": "datasets", "mountPath": "/data", "readOnly": True},
+        {"name": "shared-0", "mountPath": "/data", "readOnly": True},
     ]
     assert pod["spec"]["volumes"][1] == {
-        "name": "datasets",
+        "name": "shared-0",
         "persistentVolumeClaim": {"claimName": "ml-101-datasets", "readOnly": True},
     }
 

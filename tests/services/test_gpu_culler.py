@@ -24,7 +24,8 @@ from support import eventually, free_port, start_jupyterhub
 from hub_ext.adapters.k8s.admission import ANNOTATION_ENQUEUED
 from hub_ext.adapters.k8s.gpu_pods import gpu_pods_from_objects, list_gpu_pods
 from hub_ext.core.admission.model import EntryKey, UserName
-from hub_ext.core.manifests import GpuRequest, PodRequest, build_pod
+from hub_ext.core.manifests import PodRequest, build_pod
+from hub_ext.core.profiles.model import GpuRequest
 from hub_ext.demo.processes import stop_process_async
 from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.config import parse_cluster_config
@@ -103,7 +104,7 @@ def pod(user: str, gpu: bool = True, queued_at: datetime | None = None) -> dict[
             cpu_limit=1,
             memory_guarantee=2**20,
             memory_limit=2**30,
-            gpu=GpuRequest(SLICE) if gpu else None,
+            gpu=GpuRequest((SLICE,)) if gpu else None,
         )
     )
     manifest["spec"]["volumes"] = []

@@ -17,7 +17,8 @@ import yaml
 
 from hub_ext.core.admission.model import AdmissionPolicy, CourseSlug, Quotas, Reservation
 from hub_ext.core.capacity.model import SliceType
-from hub_ext.core.manifests import GiB, GpuRequest, SharedVolume
+from hub_ext.core.manifests import GiB
+from hub_ext.core.profiles.model import GpuRequest, SharedVolume
 
 DEFAULT_CPU = 4.0
 DEFAULT_MEMORY = 16 * GiB
@@ -52,11 +53,11 @@ def slice_types(profile: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in types)
 
 
-def gpu_request(profile: Any, product: str) -> GpuRequest | None:
+def gpu_request(profile: Any) -> GpuRequest | None:
     types = slice_types(profile)
     if not types:
         return None
-    return GpuRequest(types[0], types[1:], product)
+    return GpuRequest(types)
 
 
 def resources(profile: Any) -> tuple[float, float, int, int]:
@@ -77,11 +78,11 @@ def home_size(profile: Any, default: int = 250 * GiB) -> int:
 def shared_volumes(profile: Any) -> tuple[SharedVolume, ...]:
     storage = _get(profile, "storage")
     out = []
-    for i, vol in enumerate(_get(storage, "shares", "shared_volumes", default=()) or ()):
+    for vol in _get(storage, "shares", "shared_volumes", default=()) or ():
         claim = str(_get(vol, "claim_name", "name", default=""))
         path = str(_get(vol, "mount_path", "path", default=f"/shared/{claim}"))
         if claim:
-            out.append(SharedVolume(f"shared-{i}", claim, path))
+            out.append(SharedVolume(claim, path))
     return tuple(out)
 
 

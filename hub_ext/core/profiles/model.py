@@ -48,13 +48,28 @@ class Resources:
 
 @dataclass(frozen=True)
 class GpuRequest:
+    """The GPU slice a profile (and so its server) asks for: acceptable slice types, most preferred
+    first, a minimum GPU memory and whether a shared (time-sliced or MPS) slice will do."""
+
     slice_types: tuple[str, ...] = ()
     min_gpu_memory_bytes: int | None = None
     allow_sharing: bool = False
 
+    @property
+    def slice_type(self) -> str:
+        """The preferred slice type (``""`` when none is named)."""
+        return self.slice_types[0] if self.slice_types else ""
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]:
+        """The other acceptable slice types, in order."""
+        return self.slice_types[1:]
+
 
 @dataclass(frozen=True)
 class SharedVolume:
+    """A course share: the PVC ``name`` (datasets, course material), mounted at ``mount_path``."""
+
     name: str
     mount_path: str
     read_only: bool = True

@@ -13,7 +13,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from hub_ext.adapters.k8s.admission import ANNOTATION_ENQUEUED, AdmissionController
-from hub_ext.core.manifests import GpuRequest, PodRequest, build_pod
+from hub_ext.core.manifests import PodRequest, build_pod
+from hub_ext.core.profiles.model import GpuRequest
 from hub_ext.devcluster.cluster import DevCluster
 from hub_ext.devcluster.config import parse_cluster_config
 
@@ -62,7 +63,7 @@ def gated_pod(i: int, enqueued: datetime) -> dict[str, Any]:
             cpu_limit=1,
             memory_guarantee=2**20,
             memory_limit=2**30,
-            gpu=GpuRequest("1g.10gb"),
+            gpu=GpuRequest(("1g.10gb",)),
         )
     )
     pod["spec"]["volumes"] = []
