@@ -11,6 +11,7 @@ of GPU Feature Discovery (GFD). A slice type is ``gpu`` for a whole GPU or a MIG
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
 
 # LabHub's own labels and annotations on user pods and volumes.
@@ -60,6 +61,31 @@ GPU_MEMORY_LABEL: Final = "nvidia.com/gpu.memory"
 MIG_CONFIG_LABEL: Final = "nvidia.com/mig.config"
 PRODUCT_MIG_INFIX: Final = "-MIG-"
 PRODUCT_SHARED_SUFFIX: Final = "-SHARED"
+
+
+class SliceStrategy(Enum):
+    """How the NVIDIA device plugin names GPU slices: the one strategy enum.
+
+    ``mixed``: one resource per MIG profile; ``single``: ``nvidia.com/gpu`` with the profile in the
+    GFD product label; ``shared``: ``.shared`` replica resources. ``none`` is what a node without
+    MIG reports in ``nvidia.com/mig.strategy``; :meth:`parse` (a configured strategy) refuses it.
+    """
+
+    NONE = "none"
+    MIXED = "mixed"
+    SINGLE = "single"
+    SHARED = "shared"
+
+    @classmethod
+    def parse(cls, text: str) -> SliceStrategy:
+        try:
+            strategy = cls(text)
+        except ValueError:
+            strategy = cls.NONE
+        if strategy is cls.NONE:
+            accepted = ", ".join(s.value for s in cls if s is not cls.NONE)
+            raise ValueError(f"slice strategy {text!r} is not known; accepted values: {accepted}")
+        return strategy
 
 
 def split_shared(slice_type: str) -> tuple[str, bool]:

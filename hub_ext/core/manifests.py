@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hub_ext.core.k8s_names import (
@@ -38,6 +37,7 @@ from hub_ext.core.k8s_names import (
     PRODUCT_LABEL,
     PRODUCT_MIG_INFIX,
     SLICE_GATE,
+    SliceStrategy,
     mig_resource,
     shared_type,
     slice_resource,
@@ -51,24 +51,6 @@ MANAGED_BY = "labhub"
 HOME_VOLUME = "home"
 
 Manifest = dict[str, Any]
-
-
-class SliceStrategy(Enum):
-    """How the cluster's device plugin names GPU slices."""
-
-    MIXED = "mixed"
-    SINGLE = "single"
-    SHARED = "shared"
-
-    @classmethod
-    def parse(cls, text: str) -> SliceStrategy:
-        try:
-            return cls(text)
-        except ValueError:
-            accepted = ", ".join(s.value for s in cls)
-            raise ValueError(
-                f"slice strategy {text!r} is not known; accepted values: {accepted}"
-            ) from None
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from hub_ext.core.k8s_names import SliceStrategy
 from hub_ext.core.manifests import (
     GiB,
     PodRequest,
     PvcRequest,
-    SliceStrategy,
     build_pod,
     build_pvc,
     format_cpu,
@@ -212,6 +212,9 @@ def test_quantities_and_labels() -> None:
     assert len(label_value("x" * 100)) == 63
     with pytest.raises(ValueError, match="accepted values: mixed, single, shared"):
         SliceStrategy.parse("mps")
+    with pytest.raises(ValueError, match="'none' is not known"):
+        SliceStrategy.parse("none")  # what a node without MIG reports, not a way to ask for GPUs
+    assert SliceStrategy.parse("shared") is SliceStrategy.SHARED
 
 
 def _as_stored(pod: dict) -> dict:

@@ -46,6 +46,7 @@ from hub_ext.core.k8s_names import (
     SHARING_LABEL,
     STRATEGY_LABEL,
     ZONE_LABEL,
+    SliceStrategy,
     mig_label,
 )
 
@@ -74,12 +75,6 @@ class PodPhase(Enum):
     @property
     def terminated(self) -> bool:
         return self in (PodPhase.SUCCEEDED, PodPhase.FAILED)
-
-
-class MigStrategy(Enum):
-    NONE = "none"
-    SINGLE = "single"
-    MIXED = "mixed"
 
 
 class SharingStrategy(Enum):
@@ -150,7 +145,7 @@ class GpuLabels:
     product: str | None
     count: int
     memory_mib: int | None
-    mig_strategy: MigStrategy
+    mig_strategy: SliceStrategy
     mig_config: str | None
     replicas: int
     sharing: SharingStrategy
@@ -171,9 +166,9 @@ def _int_label(labels: Mapping[str, str], key: str, default: int | None) -> int 
 def parse_gpu_labels(labels: Mapping[str, str]) -> GpuLabels:
     """Read GPU Feature Discovery labels (unknown or malformed values fall back to defaults)."""
     try:
-        strategy = MigStrategy(labels.get(STRATEGY_LABEL, "none"))
+        strategy = SliceStrategy(labels.get(STRATEGY_LABEL, "none"))
     except ValueError:
-        strategy = MigStrategy.NONE
+        strategy = SliceStrategy.NONE
     try:
         sharing = SharingStrategy(labels.get(SHARING_LABEL, "none"))
     except ValueError:

@@ -40,11 +40,11 @@ from hub_ext.adapters.k8s.admission import (
 from hub_ext.core.admission.messages import format_admitted, format_waiting
 from hub_ext.core.admission.model import Admitted, Waiting
 from hub_ext.core.capacity.model import SliceType
+from hub_ext.core.k8s_names import SliceStrategy
 from hub_ext.core.manifests import (
     SLICE_GATE,
     PodRequest,
     PvcRequest,
-    SliceStrategy,
     build_pod,
     build_pvc,
 )

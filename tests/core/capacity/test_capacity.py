@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from hub_ext.core.capacity.model import (
-    MigStrategy,
     Node,
     Pod,
     PodPhase,
@@ -18,6 +17,7 @@ from hub_ext.core.capacity.model import (
     parse_gpu_labels,
     resource_slice_type,
 )
+from hub_ext.core.k8s_names import SliceStrategy
 
 # Label sets in the form GPU Feature Discovery publishes them (examples modelled on NVIDIA's
 # gpu-feature-discovery README and the GPU Operator's MIG and GPU-sharing guides).
@@ -124,7 +124,7 @@ def pod(uid: str, node: str | None, phase: PodPhase = PodPhase.RUNNING, **reques
 
 def test_mixed_labels_parse_like_gfd_publishes_them() -> None:
     info = parse_gpu_labels(MIXED_LABELS)
-    assert info.mig_strategy is MigStrategy.MIXED
+    assert info.mig_strategy is SliceStrategy.MIXED
     assert info.product == "NVIDIA-A100-SXM4-40GB" and info.count == 2
     assert info.mig_config == "all-balanced"
     assert info.mig_profiles == (("1g.5gb", 4), ("2g.10gb", 2), ("3g.20gb", 2))
@@ -147,7 +147,7 @@ def test_single_strategy_reads_the_profile_from_the_product_label() -> None:
     node = Node.from_labels("gpu-2", SINGLE_LABELS, {"nvidia.com/gpu": 7})
     (res,) = node_slice_resources(node)
     assert (res.slice_type, res.count, res.memory_mib) == ("1g.5gb", 7, 4864)
-    assert parse_gpu_labels(SINGLE_LABELS).mig_strategy is MigStrategy.SINGLE
+    assert parse_gpu_labels(SINGLE_LABELS).mig_strategy is SliceStrategy.SINGLE
 
 
 def test_time_slicing_without_rename_is_a_shared_gpu() -> None:
