@@ -19,7 +19,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "hub_ext" / "core" / "data" / "profile.schema.yaml"
+SCHEMA = ROOT / "hub_ext" / "core" / "profiles" / "data" / "profile.schema.yaml"
 
 Row = tuple[str, str, str, str, str]
 
