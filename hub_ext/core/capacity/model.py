@@ -31,24 +31,7 @@ from enum import Enum
 from typing import NewType
 
 from hub_ext.core import k8s_names as names
-from hub_ext.core.k8s_names import (
-    GPU_COUNT_LABEL,
-    GPU_MEMORY_LABEL,
-    GPU_RESOURCE,
-    LABEL_SLICE_TYPE,
-    MIG_CONFIG_LABEL,
-    MIG_RESOURCE_PREFIX,
-    PRODUCT_LABEL,
-    PRODUCT_MIG_INFIX,
-    PRODUCT_SHARED_SUFFIX,
-    REPLICAS_LABEL,
-    SHARED_SUFFIX,
-    SHARING_LABEL,
-    STRATEGY_LABEL,
-    ZONE_LABEL,
-    SliceStrategy,
-    mig_label,
-)
+from hub_ext.core.k8s_names import SliceStrategy
 
 SliceType = NewType("SliceType", str)
 PodUid = NewType("PodUid", str)
@@ -56,13 +39,10 @@ PodUid = NewType("PodUid", str)
 WHOLE_GPU = SliceType(names.WHOLE_GPU)
 
 _MIG_RESOURCE = re.compile(
-    "^"
-    + re.escape(MIG_RESOURCE_PREFIX)
-    + r"(?P<profile>[0-9a-z][0-9a-z.+]*?)(?P<shared>"
-    + re.escape(SHARED_SUFFIX)
-    + ")?$"
+    rf"^{re.escape(names.MIG_RESOURCE_PREFIX)}(?P<profile>[0-9a-z][0-9a-z.+]*?)"
+    rf"(?P<shared>{re.escape(names.SHARED_SUFFIX)})?$"
 )
-_MIG_PRODUCT = re.compile(re.escape(PRODUCT_MIG_INFIX) + r"(?P<profile>[0-9a-z][0-9a-z.+]*)$")
+_MIG_PRODUCT = re.compile(re.escape(names.PRODUCT_MIG_INFIX) + r"(?P<profile>[0-9a-z][0-9a-z.+]*)$")
 
 
 class PodPhase(Enum):
@@ -105,7 +85,9 @@ class Node:
         unschedulable: bool = False,
     ) -> Node:
         """A node whose zone is read from ``topology.kubernetes.io/zone`` (``""`` if unset)."""
-        return cls(name, labels.get(ZONE_LABEL, ""), labels, allocatable, ready, unschedulable)
+        return cls(
+            name, labels.get(names.ZONE_LABEL, ""), labels, allocatable, ready, unschedulable
+        )
 
     @property
     def offers_slices(self) -> bool:
@@ -166,27 +148,27 @@ def _int_label(labels: Mapping[str, str], key: str, default: int | None) -> int 
 def parse_gpu_labels(labels: Mapping[str, str]) -> GpuLabels:
     """Read GPU Feature Discovery labels (unknown or malformed values fall back to defaults)."""
     try:
-        strategy = SliceStrategy(labels.get(STRATEGY_LABEL, "none"))
+        strategy = SliceStrategy(labels.get(names.STRATEGY_LABEL, "none"))
     except ValueError:
         strategy = SliceStrategy.NONE
     try:
-        sharing = SharingStrategy(labels.get(SHARING_LABEL, "none"))
+        sharing = SharingStrategy(labels.get(names.SHARING_LABEL, "none"))
     except ValueError:
         sharing = SharingStrategy.NONE
-    replicas = max(1, _int_label(labels, REPLICAS_LABEL, 1) or 1)
+    replicas = max(1, _int_label(labels, names.REPLICAS_LABEL, 1) or 1)
     if replicas > 1 and sharing is SharingStrategy.NONE:
         sharing = SharingStrategy.TIME_SLICING
     profiles: list[tuple[SliceType, int]] = []
     for key, _ in labels.items():
-        if key.startswith(MIG_RESOURCE_PREFIX) and key.endswith(".count"):
-            profile = key[len(MIG_RESOURCE_PREFIX) : -len(".count")]
+        if key.startswith(names.MIG_RESOURCE_PREFIX) and key.endswith(".count"):
+            profile = key[len(names.MIG_RESOURCE_PREFIX) : -len(".count")]
             profiles.append((SliceType(profile), _int_label(labels, key, 0) or 0))
     return GpuLabels(
-        product=labels.get(PRODUCT_LABEL),
-        count=_int_label(labels, GPU_COUNT_LABEL, 0) or 0,
-        memory_mib=_int_label(labels, GPU_MEMORY_LABEL, None),
+        product=labels.get(names.PRODUCT_LABEL),
+        count=_int_label(labels, names.GPU_COUNT_LABEL, 0) or 0,
+        memory_mib=_int_label(labels, names.GPU_MEMORY_LABEL, None),
         mig_strategy=strategy,
-        mig_config=labels.get(MIG_CONFIG_LABEL),
+        mig_config=labels.get(names.MIG_CONFIG_LABEL),
         replicas=replicas,
         sharing=sharing,
         mig_profiles=tuple(sorted(profiles)),
@@ -197,9 +179,9 @@ def _product_slice(product: str | None) -> tuple[SliceType, bool]:
     """The base slice type of ``nvidia.com/gpu`` on a node with this product, and -SHARED."""
     if not product:
         return WHOLE_GPU, False
-    shared = product.endswith(PRODUCT_SHARED_SUFFIX)
+    shared = product.endswith(names.PRODUCT_SHARED_SUFFIX)
     if shared:
-        product = product[: -len(PRODUCT_SHARED_SUFFIX)]
+        product = product[: -len(names.PRODUCT_SHARED_SUFFIX)]
     match = _MIG_PRODUCT.search(product)
     return (SliceType(match.group("profile")) if match else WHOLE_GPU), shared
 
@@ -214,14 +196,14 @@ def resource_slice_type(resource: str, labels: Mapping[str, str]) -> SliceType |
 
     None when the resource is not a GPU resource.
     """
-    replicas = max(1, _int_label(labels, REPLICAS_LABEL, 1) or 1)
+    replicas = max(1, _int_label(labels, names.REPLICAS_LABEL, 1) or 1)
     match = _MIG_RESOURCE.match(resource)
     if match:
         base = SliceType(match.group("profile"))
         return shared_type(base) if match.group("shared") or replicas > 1 else base
-    if resource in (GPU_RESOURCE, GPU_RESOURCE + SHARED_SUFFIX):
-        base, shared_product = _product_slice(labels.get(PRODUCT_LABEL))
-        shared = resource.endswith(SHARED_SUFFIX) or shared_product or replicas > 1
+    if resource in (names.GPU_RESOURCE, names.GPU_RESOURCE + names.SHARED_SUFFIX):
+        base, shared_product = _product_slice(labels.get(names.PRODUCT_LABEL))
+        shared = resource.endswith(names.SHARED_SUFFIX) or shared_product or replicas > 1
         return shared_type(base) if shared else base
     return None
 
@@ -229,7 +211,7 @@ def resource_slice_type(resource: str, labels: Mapping[str, str]) -> SliceType |
 def node_slice_resources(node: Node) -> tuple[SliceResource, ...]:
     """The GPU-slice resources a node advertises in ``allocatable``, sorted by resource name."""
     labels = node.labels
-    replicas = max(1, _int_label(labels, REPLICAS_LABEL, 1) or 1)
+    replicas = max(1, _int_label(labels, names.REPLICAS_LABEL, 1) or 1)
     out: list[SliceResource] = []
     for resource in sorted(node.allocatable):
         slice_type = resource_slice_type(resource, labels)
@@ -237,9 +219,9 @@ def node_slice_resources(node: Node) -> tuple[SliceResource, ...]:
             continue
         match = _MIG_RESOURCE.match(resource)
         if match:
-            memory = _int_label(labels, mig_label(match.group("profile"), "memory"), None)
+            memory = _int_label(labels, names.mig_label(match.group("profile"), "memory"), None)
         else:
-            memory = _int_label(labels, GPU_MEMORY_LABEL, None)
+            memory = _int_label(labels, names.GPU_MEMORY_LABEL, None)
         count = max(0, node.allocatable[resource])
         out.append(SliceResource(resource, slice_type, count, memory, replicas))
     return tuple(out)
@@ -251,7 +233,8 @@ def pod_gpu_requests(pod: Pod) -> tuple[tuple[str, int], ...]:
         sorted(
             (name, qty)
             for name, qty in pod.requests.items()
-            if qty > 0 and (name.startswith(GPU_RESOURCE) or name.startswith(MIG_RESOURCE_PREFIX))
+            if qty > 0
+            and (name.startswith(names.GPU_RESOURCE) or name.startswith(names.MIG_RESOURCE_PREFIX))
         )
     )
 
@@ -261,7 +244,7 @@ def pod_in_flight_type(pod: Pod) -> SliceType | None:
 
     The ``labhub.io/slice-type`` label wins; otherwise a mixed-strategy resource name says it.
     """
-    label = pod.labels.get(LABEL_SLICE_TYPE)
+    label = pod.labels.get(names.LABEL_SLICE_TYPE)
     if label:
         return SliceType(label)
     for resource, _ in pod_gpu_requests(pod):
