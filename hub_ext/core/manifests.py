@@ -183,8 +183,8 @@ def _lab_container(container: Manifest, req: PodRequest) -> Manifest:
     """The notebook container of KubeSpawner's manifest with LabHub's own parts applied."""
     out = dict(container)
     env = [e for e in out.get("env") or [] if _env_name(e) != "NVIDIA_VISIBLE_DEVICES"]
-    present = {_env_name(e) for e in env}
     # the profile's variables are defaults: KubeSpawner's environment and JupyterHub's win
+    present = {_env_name(e) for e in env} | {"NVIDIA_VISIBLE_DEVICES"}
     env += [{"name": k, "value": v} for k, v in req.env if k not in present]
     resources = dict(out.get("resources") or {})
     requests = dict(resources.get("requests") or {})

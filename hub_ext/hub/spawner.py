@@ -156,11 +156,18 @@ class LabKubeSpawner(LabStart, LabProfileOptions, KubeSpawner):  # type: ignore[
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("config") is not None:
+            check_security_floor(kwargs["config"])  # before KubeSpawner connects anywhere
         super().__init__(*args, **kwargs)
         values = {name: getattr(self, name) for name in FLOOR_TRAITS}
         problems = setting_violations({k: v for k, v in values.items() if not callable(v)})
         if problems:
             raise FloorError(f"c.LabKubeSpawner.{p}" for p in problems)
+        if self.services_enabled:
+            raise ValueError(
+                "c.LabKubeSpawner.services_enabled = True is not supported: LabHub reaches "
+                "each server on its pod IP and creates no per-user Service. Remove the setting."
+            )
 
     @default("cmd")
     def _cmd_default(self) -> list[str]:
@@ -180,7 +187,7 @@ class LabKubeSpawner(LabStart, LabProfileOptions, KubeSpawner):  # type: ignore[
 
     @default("options_form")
     def _options_form_default(self) -> Callable[..., Any]:
-        return LabProfileOptions._render_options_form
+        return LabProfileOptions._lab_options_form
 
     # -- admission controller -------------------------------------------------------------------
 

@@ -41,13 +41,15 @@ class Transient(Exception):
 
 
 def _reason(e: ApiException) -> str:
-    message = ""
+    """``HTTP 503: <the Status message>`` (the answer's text is in ``body`` or, for requests
+    read as JSON here, in ``reason``)."""
+    text = str(e.body or e.reason or "")
     try:
-        message = str(json.loads(e.body or "{}").get("message") or "")
-    except (ValueError, AttributeError):
-        message = ""
-    text = f"HTTP {e.status} {e.reason or ''}".strip()
-    return f"{text}: {message[:200]}" if message else text
+        answer = json.loads(text)
+        message = str(answer.get("message") or "") if isinstance(answer, dict) else text
+    except ValueError:
+        message = text
+    return f"HTTP {e.status}: {message[:200]}" if message else f"HTTP {e.status}"
 
 
 async def _send(request: Awaitable[Any]) -> Any:

@@ -56,7 +56,7 @@ class LabProfileOptions:
 
     # -- form and options -----------------------------------------------------------------------
 
-    async def _render_options_form(self) -> str:
+    async def _lab_options_form(self) -> str:
         controller = await self.admission()
         totals = controller.totals()
         now = datetime.now(UTC)
