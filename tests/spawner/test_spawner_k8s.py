@@ -83,9 +83,9 @@ async def test_a_pod_of_the_same_name_is_stopped_and_the_create_retried() -> Non
 
 async def test_a_slow_api_server_is_transient_and_other_errors_propagate() -> None:
     api = Api(create_namespaced_pod=["hang", (503, {"message": "etcd leader changed"})])
-    with pytest.raises(Transient, match="no answer within 0.05 s"):
+    with pytest.raises(Transient, match=r"no answer within 0\.05 s"):
         await create_pod(Spawner(api), POD, 0.05)
-    with pytest.raises(Transient, match="HTTP 503.*etcd leader changed"):
+    with pytest.raises(Transient, match=r"HTTP 503.*etcd leader changed"):
         await create_pod(Spawner(api), POD, 3)
     api = Api(create_namespaced_pod=[(422, {"reason": "Invalid"})])
     with pytest.raises(ApiException) as err:
