@@ -24,25 +24,28 @@ from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
 from hub_ext.devcluster.config import parse_cluster_config
 from hub_ext.hub.spawner import LabKubeSpawner, stop_admission_controllers
 
-HERE = Path(__file__).resolve().parent
-LIGHT = [sys.executable, str(HERE / "light_server.py")]
+SPAWNER_TESTS = Path(__file__).resolve().parent / "spawner"
+LIGHT = [sys.executable, str(SPAWNER_TESTS / "light_server.py")]
 USER_SCHEDULER = "lab-user-scheduler"
 TAINT = {"key": "lab.example/dedicated", "value": "students", "effect": "NoSchedule"}
 
 
-def lab_cluster() -> Any:
-    """One tainted, labelled GPU node with two 1g.10gb slices."""
+def lab_cluster(storage_classes: tuple[str, ...] = ("standard",), taint: bool = True) -> Any:
+    """One labelled GPU node (tainted unless ``taint`` is false) with two 1g.10gb slices."""
     return parse_cluster_config(
         {
             "name": "spawner-test",
+            "storageClasses": [
+                {"name": n, "default": i == 0} for i, n in enumerate(storage_classes)
+            ],
             "nodes": [
                 {
                     "name": "gpu-a",
                     "zone": "room-a",
                     "cpu": 16,
                     "memory": "64Gi",
-                    "labels": {"lab.example/role": "gpu"},
-                    "taints": [TAINT],
+                    "labels": {"lab.example/role": "gpu", "labhub.io/role": "gpu"},
+                    "taints": [TAINT] if taint else [],
                     "gpus": {"model": "A100-SXM4-40GB", "migLayout": {"1g.10gb": 2}},
                 }
             ],
@@ -97,6 +100,8 @@ class Lab:
         return c
 
     def spawner(self, config: Config, user: str = "anna", group: str = "intro") -> Any:
+        if str(SPAWNER_TESTS) not in sys.path:
+            sys.path.insert(0, str(SPAWNER_TESTS))
         import e2e_profiles
 
         if config.LabKubeSpawner.get("profile_provider") == "e2e_profiles.provider":
@@ -112,9 +117,9 @@ class Lab:
         student.spawners[""] = spawner
         return spawner
 
-    async def pod(self, name: str) -> dict[str, Any] | None:
+    async def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
         try:
-            answer = await self.core.read_namespaced_pod(name, "default")
+            answer = await self.core.read_namespaced_pod(name, namespace)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -123,16 +128,26 @@ class Lab:
 
 
 @contextlib.asynccontextmanager
-async def lab(tmp: Path) -> AsyncIterator[Lab]:
-    """The test cluster (which also runs the user scheduler) and an API client for it."""
-    options = DevClusterOptions(scheduler_names=("default-scheduler", USER_SCHEDULER))
+async def lab(
+    tmp: Path,
+    schedulers: tuple[str, ...] = (USER_SCHEDULER,),
+    storage_classes: tuple[str, ...] = ("standard",),
+    namespaces: tuple[str, ...] = (),
+    taint: bool = True,
+) -> AsyncIterator[Lab]:
+    """The test cluster (which also runs the named user schedulers) and an API client for it."""
+    options = DevClusterOptions(scheduler_names=("default-scheduler", *schedulers))
     saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-    async with DevCluster(lab_cluster(), tmp / "cluster", options) as cluster:
+    cluster_config = lab_cluster(storage_classes, taint)
+    async with DevCluster(cluster_config, tmp / "cluster", options) as cluster:
         # KubeSpawner loads the default kubeconfig (its location is read once, at import)
         kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(cluster.kubeconfig)
         try:
             async with ApiClient(configuration=Configuration(host=cluster.api.url)) as client:
-                yield Lab(cluster, CoreV1Api(client))
+                core = CoreV1Api(client)
+                for namespace in namespaces:
+                    await core.create_namespace({"metadata": {"name": namespace}})
+                yield Lab(cluster, core)
         finally:
             await stop_admission_controllers()
             await LabKubeSpawner._stop_all_reflectors()
