@@ -39,6 +39,7 @@ from hub_ext.core.admission import Admitted, Waiting
 from hub_ext.core.admission_messages import format_admitted, format_waiting
 from hub_ext.core.manifests import PodRequest, PvcRequest, SliceStrategy, lab_pod, lab_pvc
 from hub_ext.core.pod_floors import FloorError, setting_violations
+from hub_ext.core.profile_overrides import override_problems
 from hub_ext.hub.kubespawner_seams import set_start_future
 from hub_ext.hub.spawner_admission import (
     admission_quotas,
@@ -46,7 +47,7 @@ from hub_ext.hub.spawner_admission import (
     existing_controller,
     stop_admission_controllers,
 )
-from hub_ext.hub.spawner_options import LabProfileOptions
+from hub_ext.hub.spawner_options import LabProfileOptions, refuse
 from hub_ext.hub.spawner_start import LabStart
 
 __all__ = [
@@ -285,6 +286,29 @@ class LabKubeSpawner(LabStart, LabProfileOptions, KubeSpawner):  # type: ignore[
         """Start the server (as KubeSpawner's ``start``, keeping the future that ends
         ``progress()``); the steps are :meth:`LabStart._lab_start`."""
         return set_start_future(self, asyncio.ensure_future(self._lab_start()))
+
+    def _apply_profile_overrides(self, profile: Any) -> None:
+        """Set the profile's ``kubespawner_override`` settings, after undoing those of the
+        profile this spawner started before."""
+        for name, value in getattr(self, "_lab_saved_traits", {}).items():
+            setattr(self, name, value)
+        self._lab_saved_traits: dict[str, Any] = {}
+        overrides = prof.kubespawner_override(profile)
+        problems = override_problems(overrides)
+        if problems:
+            listed = "; ".join(f"{name} {problem}" for name, problem, _ in problems)
+            self.log.error(
+                "profile %s: kubespawner_override refused: %s", prof.slug(profile), listed
+            )
+            raise refuse(
+                500,
+                "profile-invalid",
+                f"The course profile {prof.slug(profile)} has KubeSpawner settings LabHub "
+                f"refuses ({listed}). Please tell the course's lecturer.",
+            )
+        self._lab_saved_traits = {name: getattr(self, name) for name in overrides}
+        for name, value in overrides.items():
+            setattr(self, name, value)
 
     def _extend_start_timeout(self) -> None:
         # JupyterHub bounds the whole start by start_timeout: let it cover the queue as well,

@@ -261,3 +261,48 @@ def test_labhub_parts_and_the_security_floor_are_on_the_same_pod(spawned: dict[s
         assert sc["allowPrivilegeEscalation"] is False, container["name"]
         assert sc["capabilities"]["drop"] == ["ALL"], container["name"]
         assert sc["runAsNonRoot"] is True, container["name"]
+
+
+def test_a_profiles_kubespawner_override_reaches_the_pod_and_is_undone_after(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    import e2e_profiles
+
+    @dataclasses.dataclass(frozen=True)
+    class OverridingProfile(e2e_profiles.Profile):
+        kubespawner_override: tuple[tuple[str, str], ...] = ()
+
+    base = next(p for p in e2e_profiles.PROFILES if p.slug == "intro-python")
+    override = (
+        ("extra_labels", '{"lab.example/course-tier": "gold"}'),
+        ("priority_class_name", '"course-high"'),
+    )
+    profiles = (
+        OverridingProfile(**{**vars(base), "slug": "intro-gold"}, kubespawner_override=override),
+        base,
+    )
+
+    async def scenario() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        async with lab(tmp_path) as cluster:
+            config = cluster.config(priority_class_name="lab-user")
+            config.LabKubeSpawner.profile_provider = lambda: profiles
+            spawner = cluster.spawner(config)
+            spawner.user_options = {"profile": "intro-gold"}
+            await asyncio.wait_for(spawner.start(), 90)
+            gold = await cluster.pod("jupyter-anna")
+            await spawner.stop(now=True)
+            spawner.clear_state()
+            spawner.user_options = {"profile": "intro-python"}
+            await asyncio.wait_for(spawner.start(), 90)
+            plain = await cluster.pod("jupyter-anna")
+            await spawner.stop(now=True)
+            return gold, plain
+
+    gold, plain = asyncio.run(scenario())
+    assert gold is not None and plain is not None
+    assert gold["metadata"]["labels"]["lab.example/course-tier"] == "gold"
+    assert gold["spec"]["priorityClassName"] == "course-high"
+    assert "lab.example/course-tier" not in plain["metadata"]["labels"]
+    assert plain["spec"]["priorityClassName"] == "lab-user"
