@@ -1,9 +1,13 @@
 """Pod and PVC manifests for a student's server, as plain Kubernetes JSON dicts.
 
-The builders are pure: everything they need arrives in a :class:`PodRequest` (the spawner fills
-it from the course profile's spawn plan, the user and JupyterHub's environment), and the result is
-the exact object sent to the API server. The GPU request depends on how the cluster's NVIDIA
-device plugin advertises slices (:class:`SliceStrategy`):
+The builders are pure. :func:`lab_pod` takes KubeSpawner's own pod manifest (built from all its
+settings) and applies LabHub's parts from a :class:`PodRequest` (the spawner fills it from the
+course profile and the user), then the security floor of :mod:`hub_ext.core.pod_floors`;
+:func:`lab_pvc` does the same for the home volume claim. :func:`build_pod` gives
+:func:`lab_pod` a KubeSpawner-like base, for tools and tests without a spawner.
+
+The GPU request depends on how the cluster's NVIDIA device plugin advertises slices
+(:class:`SliceStrategy`):
 
 * ``mixed``: one resource per MIG profile, ``nvidia.com/mig-1g.10gb: 1``;
 * ``single``: ``nvidia.com/gpu: 1`` plus a node selector on the GPU Feature Discovery product label
