@@ -207,6 +207,10 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
             "labhub.io/network-access-hub": "true",
         },
         "environment": dict(su.get("extraEnv") or {}),
+        # LabHub adds the home volume itself (the claim below, mounted here)
+        "home_mount_path": su["storage"]["homeMountPath"],
+        "volumes": list(su.get("extraVolumes") or []),
+        "volume_mounts": list(su.get("extraVolumeMounts") or []),
         "node_selector": dict(su["nodeSelector"]),
         "tolerations": list(su["extraTolerations"]),
         "allow_privilege_escalation": bool(su["allowPrivilegeEscalation"]),
@@ -249,13 +253,6 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
                 "storage_capacity": str(storage["capacity"]),
                 "storage_access_modes": list(storage["dynamic"]["storageAccessModes"]),
                 "pvc_name_template": storage["dynamic"]["pvcNameTemplate"],
-                "volumes": [
-                    {
-                        "name": "home",
-                        "persistentVolumeClaim": {"claimName": "{pvc_name}"},
-                    }
-                ],
-                "volume_mounts": [{"name": "home", "mountPath": storage["homeMountPath"]}],
             }
         )
     else:
