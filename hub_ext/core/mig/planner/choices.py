@@ -62,14 +62,15 @@ def _shared(model: GpuModel, reqs: tuple[Requirement, ...]) -> list[Setup]:
 
 @functools.cache
 def choices(
-    model: GpuModel, reqs: tuple[Requirement, ...], allow_sharing: bool
+    model: GpuModel, reqs: tuple[Requirement, ...], allow_sharing: bool, costed: bool = True
 ) -> tuple[Setup, ...]:
     """The ways to set up one GPU of ``model`` that no other way beats.
 
     One per maximal layout (instances counted per class, the least stranded layout kept per
     count), plus with sharing one per requirement served by the whole GPU. A setup is dropped
     when another one's instances can stand in for all of its instances at no more stranded
-    slices. Whole-GPU sharing setups are never dropped: they share one layout ("MIG disabled"),
+    slices (``costed=False``, for questions of seats alone: whatever the stranded slices).
+    Whole-GPU sharing setups are kept when ``costed``: they share one layout ("MIG disabled"),
     so dropping one could cost the third goal (fewest distinct layouts) a layout.
     """
     found: dict[tuple[tuple[int, int], ...], Setup] = {}
@@ -85,18 +86,23 @@ def choices(
         if old is None or old.stranded.total > 0:
             found[setup.supply] = setup
     cands = list(found.values())
+
+    def cost(setup: Setup) -> int:
+        return setup.stranded.total if costed else 0
+
     kept: list[Setup] = []
     for i, p in enumerate(cands):
-        cost = p.stranded.total
-        beaten = p.layout is not None and any(
+        beaten = (p.layout is not None or not costed) and any(
             k != i
-            and q.stranded.total <= cost
+            and cost(q) <= cost(p)
             and _covers(q, p)
-            and (k < i or q.stranded.total < cost or not _covers(p, q))
+            and (k < i or cost(q) < cost(p) or not _covers(p, q))
             for k, q in enumerate(cands)
         )
         if not beaten:
             kept.append(p)
+    if not costed:
+        return tuple(kept)
     return tuple(kept) + tuple(s for s in shared if s not in kept)
 
 
@@ -113,12 +119,15 @@ class Keyed:
 
 
 def keyed_problem(
-    sizes: dict[GpuModel, int], reqs: tuple[Requirement, ...], allow_sharing: bool
+    sizes: dict[GpuModel, int],
+    reqs: tuple[Requirement, ...],
+    allow_sharing: bool,
+    costed: bool = True,
 ) -> Keyed:
     """One group per model with ``sizes[model]`` GPUs; each column's cost is its stranded
     slices less those of the model's least stranded setup, so every group has a cost-0
-    column."""
-    per_model = [choices(model, reqs, allow_sharing) for model in sizes]
+    column (``costed=False``: every cost 0, fewer columns, for questions of seats alone)."""
+    per_model = [choices(model, reqs, allow_sharing, costed) for model in sizes]
     classes = sorted({m for setups in per_model for s in setups for m, _ in s.supply})
     columns: list[Column] = []
     setups: list[Setup] = []
@@ -129,7 +138,7 @@ def keyed_problem(
         for s in model_setups:
             have = dict(s.supply)
             vector = tuple(have.get(m, 0) for m in classes)
-            columns.append(Column(g, vector, s.stranded.total - cheapest))
+            columns.append(Column(g, vector, s.stranded.total - cheapest if costed else 0))
             setups.append(s)
             keys.append(ids.setdefault((g, layout_key(s.layout)), len(ids)))
     problem = Problem(

@@ -19,7 +19,13 @@ from hub_ext.core.mig.planner.model import (
     Vec,
     layout_key,
 )
-from hub_ext.core.mig.planner.solve import TIME_LIMIT_S, fewest_keys, least_extra, solve
+from hub_ext.core.mig.planner.solve import (
+    TIME_LIMIT_S,
+    fewest_keys,
+    least_extra,
+    reaches,
+    solve,
+)
 
 
 def _gpus(nodes: tuple[Node, ...]) -> tuple[list[tuple[str, int, int]], dict[GpuModel, int]]:
@@ -88,15 +94,17 @@ def _smallest(
     reqs: tuple[Requirement, ...],
     sharing: bool,
     time_limit: float,
+    most: int | None = None,
 ) -> int | None:
-    """The fewest GPUs of ``model`` that, added to ``base``, meet the whole demand."""
+    """The fewest GPUs of ``model`` that, added to ``base``, meet the whole demand (known to
+    be at most ``most``, if given)."""
     sizes = dict(base)
     sizes.setdefault(model, 0)
-    keyed = keyed_problem(sizes, reqs, sharing)
+    keyed = keyed_problem(sizes, reqs, sharing, costed=False)
     pool = pooled(keyed)
     group = keyed.models.index(model)
     return least_extra(
-        pool.problem, next(g for g, m in enumerate(pool.members) if group in m), time_limit
+        pool.problem, next(g for g, m in enumerate(pool.members) if group in m), most, time_limit
     )
 
 
@@ -109,15 +117,18 @@ def _alternatives(
 ) -> tuple[tuple[ExtraGpus, ...], SharingFits | None]:
     out: list[ExtraGpus] = []
     for model in catalog.models:
-        extra = _smallest(sizes, model, reqs, allow_sharing, time_limit)
         alone = _smallest({}, model, reqs, allow_sharing, time_limit)
-        if extra is not None and alone is not None:
+        if alone is None:  # the model cannot serve some requirement at all
+            continue
+        # the GPUs that serve the demand alone also do beside the inventory
+        extra = _smallest(sizes, model, reqs, allow_sharing, time_limit, alone)
+        if extra is not None:
             out.append(ExtraGpus(model.name, extra, alone))
     sharing = None
     if not allow_sharing:
-        shared = solve(pooled(keyed_problem(sizes, reqs, True)).problem, time_limit)
-        if shared.seats >= sum(r.seats for r in reqs):
-            sharing = SharingFits(shared.seats)
+        shared = pooled(keyed_problem(sizes, reqs, True, costed=False)).problem
+        if reaches(shared, sum(r.seats for r in reqs), time_limit):
+            sharing = SharingFits(sum(r.seats for r in reqs))
     return tuple(out), sharing
 
 

@@ -99,6 +99,7 @@ class _Milp:
             ("mip_abs_gap", 0.0),
             ("time_limit", float(time_limit)),
             ("random_seed", 0),
+            ("mip_allow_restart", False),  # faster on these small programmes
         ):
             solver.setOptionValue(name, val)
         if solver.passModel(lp) != highspy.HighsStatus.kOk or solver.run() not in (
@@ -137,36 +138,71 @@ def _proven(value: int, bound: float, what: str) -> None:
         raise PlanSolverError(f"the solver's answer to {what} ({value}) is not within its bound")
 
 
-def _model(
-    problem: Problem, full: bool, meet: bool = False, grow: int | None = None
-) -> tuple[_Milp, range, list[int]]:
-    """The counts and flows with their rows: per group at most (``full``: exactly) its GPUs,
-    the group ``grow`` plus an integer variable (the last); per requirement at most (``meet``:
-    exactly) its demand. Also returned: the count variables and the flow variables."""
+_MOST_CUTS = 8  # requirements with seats up to which seats are modelled by cuts, not flows
+
+
+@dataclass(frozen=True)
+class _Vars:
+    """Where the variables of :func:`_model` are: the counts (the first ones), the seats
+    served and, when a group grows, the number of GPUs added."""
+
+    counts: range
+    seats: int
+    extra: int = -1
+
+
+def _model(problem: Problem, full: bool, grow: int | None = None) -> tuple[_Milp, _Vars]:
+    """The counts with their rows (per group at most, ``full``: exactly, its GPUs; the group
+    ``grow`` plus an integer variable) and a variable bounded by the seats they serve.
+
+    With few requirements, seats are bounded by every cut of the flow network (max-flow
+    min-cut): for every set J of requirements, ``seats <= demand(J) + instances of classes
+    with a requirement outside J``, 2^k rows for k requirements; the solver handles this
+    covering form better than flow variables. With more requirements, flow variables."""
     milp = _Milp()
     for col in problem.columns:
         milp.var(_INF if grow == col.group else float(problem.sizes[col.group]))
     counts = range(len(problem.columns))
-    flows: list[int] = []
-    per_req: list[dict[int, float]] = [{} for _ in problem.demand]
-    for s, cls in enumerate(problem.classes):
-        entries = {p: -float(col.supply[s]) for p, col in enumerate(problem.columns)}
-        for j, need in enumerate(problem.demand):
-            if cls >> j & 1 and need > 0:
-                f = milp.var(float(need))
-                flows.append(f)
-                entries[f] = 1.0
-                per_req[j][f] = 1.0
-        milp.row(-_INF, 0.0, entries)
-    for j, need in enumerate(problem.demand):
-        milp.row(float(need) if meet else -_INF, float(need), per_req[j])
+    seats = milp.var(float(sum(problem.demand)))
+    wanted = [j for j, need in enumerate(problem.demand) if need > 0]
+    if len(wanted) <= _MOST_CUTS:
+        every = sum(1 << j for j in wanted)
+        cuts: set[tuple[int, tuple[tuple[int, int], ...]]] = set()
+        for pick in range((1 << len(wanted)) - 1):  # every J but all requirements (the bound)
+            inside = sum(1 << j for i, j in enumerate(wanted) if pick >> i & 1)
+            base = sum(problem.demand[j] for j in wanted if inside >> j & 1)
+            out = [
+                sum(
+                    n
+                    for cls, n in zip(problem.classes, col.supply, strict=True)
+                    if cls & every & ~inside
+                )
+                for col in problem.columns
+            ]
+            cuts.add((base, tuple((p, n) for p, n in enumerate(out) if n)))
+        for base, terms in sorted(cuts):
+            milp.row(-_INF, float(base), {seats: 1.0} | {p: -float(n) for p, n in terms})
+    else:
+        served: dict[int, float] = {seats: 1.0}
+        per_req: list[dict[int, float]] = [{} for _ in problem.demand]
+        for s, cls in enumerate(problem.classes):
+            entries = {p: -float(col.supply[s]) for p, col in enumerate(problem.columns)}
+            for j in wanted:
+                if cls >> j & 1:
+                    f = milp.var(float(problem.demand[j]))
+                    entries[f] = per_req[j][f] = 1.0
+                    served[f] = -1.0
+            milp.row(-_INF, 0.0, entries)
+        for j in wanted:
+            milp.row(-_INF, float(problem.demand[j]), per_req[j])
+        milp.row(-_INF, 0.0, served)
     extra = milp.var(float(sum(problem.demand)), cost=1.0) if grow is not None else -1
     for g, n in enumerate(problem.sizes):
         entries = {p: 1.0 for p, col in enumerate(problem.columns) if col.group == g}
         if g == grow:
             entries[extra] = -1.0
         milp.row(float(n) if full else -_INF, float(n), entries)
-    return milp, counts, flows
+    return milp, _Vars(counts, seats, extra)
 
 
 def _checked(
@@ -181,26 +217,25 @@ def _checked(
 
 
 def _most_seats(problem: Problem, time_limit: float) -> Solution:
-    milp, counts, flows = _model(problem, full=False)
-    for f in flows:
-        milp.cost[f] = -1.0
+    milp, var = _model(problem, full=False)
+    milp.cost[var.seats] = -1.0
     answer = milp.run(time_limit, "the most seats")
     if answer is None:
         raise PlanSolverError("the solver found no plan at all (leaving every GPU unused is one)")
-    sol = _checked(problem, answer[0], counts, False, "the most seats")
+    sol = _checked(problem, answer[0], var.counts, False, "the most seats")
     _proven(-sol.seats, answer[1], "the most seats")
     return sol
 
 
 def _least_cost(problem: Problem, seats: int, time_limit: float) -> Solution:
-    milp, counts, flows = _model(problem, full=False)
+    milp, var = _model(problem, full=False)
     for p, col in enumerate(problem.columns):
         milp.cost[p] = float(col.cost)
-    milp.row(float(seats), _INF, dict.fromkeys(flows, 1.0))
+    milp.lower[var.seats] = float(seats)
     answer = milp.run(time_limit, "the fewest stranded slices")
     if answer is None:
         raise PlanSolverError("the solver lost the plan with the most seats")
-    sol = _checked(problem, answer[0], counts, False, "the fewest stranded slices")
+    sol = _checked(problem, answer[0], var.counts, False, "the fewest stranded slices")
     if sol.seats < seats:
         raise PlanSolverError("the solver's plan for the fewest stranded slices lost seats")
     _proven(sol.cost, answer[1], "the fewest stranded slices")
@@ -219,8 +254,10 @@ def solve(problem: Problem, time_limit: float = TIME_LIMIT_S) -> Solution:
 
 
 def reaches(problem: Problem, seats: int, time_limit: float = TIME_LIMIT_S) -> bool:
-    """Whether some counts serve ``seats`` seats."""
-    return seats <= 0 or (bool(problem.columns) and solve(problem, time_limit).seats >= seats)
+    """Whether some counts serve ``seats`` seats (one MILP: the most seats)."""
+    if seats <= 0:
+        return True
+    return bool(problem.columns) and _most_seats(problem, time_limit).seats >= seats
 
 
 def fewest_keys(
@@ -239,8 +276,8 @@ def fewest_keys(
     if len(used) <= sum(1 for n in problem.sizes if n):
         return start
     seats, cost = seats_served(problem, start), problem.cost(start)
-    milp, counts, flows = _model(problem, full=True)
-    milp.row(float(seats), _INF, dict.fromkeys(flows, 1.0))
+    milp, var = _model(problem, full=True)
+    milp.lower[var.seats] = float(seats)
     milp.row(-_INF, float(cost), {p: float(col.cost) for p, col in enumerate(problem.columns)})
     flags = {k: milp.var(1.0, cost=1.0) for k in sorted(set(keys))}
     for p, col in enumerate(problem.columns):
@@ -249,7 +286,7 @@ def fewest_keys(
     answer = milp.run(time_limit, what)
     if answer is None:
         raise PlanSolverError("the solver lost the plan with the fewest stranded slices")
-    sol = _checked(problem, answer[0], counts, True, what)
+    sol = _checked(problem, answer[0], var.counts, True, what)
     fewest = len({keys[p] for p, n in enumerate(sol.counts) if n})
     if sol.seats < seats or sol.cost > cost or fewest > len(used):
         raise PlanSolverError(f"the solver's answer to {what} lost seats or layouts")
@@ -258,24 +295,36 @@ def fewest_keys(
 
 
 @functools.lru_cache(maxsize=1024)
-def least_extra(problem: Problem, group: int, time_limit: float = TIME_LIMIT_S) -> int | None:
-    """The fewest GPUs added to ``group`` for the counts to serve every seat; None when no
-    number does. Remembered: models whose setups look alike give the same programme."""
+def least_extra(
+    problem: Problem, group: int, most: int | None = None, time_limit: float = TIME_LIMIT_S
+) -> int | None:
+    """The fewest GPUs added to ``group`` for the counts to serve every seat (known to be at
+    most ``most``, if given); None when no number does. Remembered: models whose setups look
+    alike give the same programme."""
     if not any(problem.demand):
         return 0
-    if not problem.columns:
+    served = 0  # requirements some column of a group that may have GPUs can serve
+    for col in problem.columns:
+        if not problem.sizes[col.group] and col.group != group:
+            continue
+        for cls, n in zip(problem.classes, col.supply, strict=True):
+            served |= cls if n else 0
+    if any(need > 0 and not served >> j & 1 for j, need in enumerate(problem.demand)):
         return None
-    milp, counts, _ = _model(problem, full=False, meet=True, grow=group)
+    milp, var = _model(problem, full=False, grow=group)
+    milp.lower[var.seats] = float(sum(problem.demand))
+    if most is not None:
+        milp.upper[var.extra] = min(milp.upper[var.extra], float(most))
     what = "the fewest extra GPUs"
     answer = milp.run(time_limit, what)
     if answer is None:
         return None
-    extra = _whole(answer[0], range(len(answer[0]) - 1, len(answer[0])), what)[0]
+    extra = _whole(answer[0], range(var.extra, var.extra + 1), what)[0]
     grown = tuple(n + extra if g == group else n for g, n in enumerate(problem.sizes))
     sol = _checked(
         Problem(problem.classes, problem.demand, grown, problem.columns),
         answer[0],
-        counts,
+        var.counts,
         False,
         what,
     )
