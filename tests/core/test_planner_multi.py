@@ -6,6 +6,7 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from hub_ext.core.mig.planner import (
     SharingFits,
     plan_nodes,
 )
+from hub_ext.core.mig.planner import solve as solve_module
 from hub_ext.core.mig.planner.flow import seats_served, spread
 from hub_ext.core.mig.planner.model import Column, Problem
 from hub_ext.core.mig.planner.solve import fewest_keys, least_extra, reaches, solve
@@ -432,16 +434,20 @@ def _serve(pool: tuple[tuple[int, int], ...], need: Vec) -> int:
 @settings(max_examples=400, deadline=None)
 @given(problem=problems())
 def test_integer_search_against_enumeration(problem: Problem) -> None:
-    best = solve(problem)
-    assert (best.seats, best.cost) == _enumerate(problem)
-    assert best.seats == seats_served(problem, best.counts)
-    assert best.cost == sum(n * c.cost for n, c in zip(best.counts, problem.columns, strict=True))
-    for g, size in enumerate(problem.sizes):
-        assert (
-            sum(n for n, c in zip(best.counts, problem.columns, strict=True) if c.group == g)
-            <= size
-        )
-    assert reaches(problem, best.seats) and not reaches(problem, best.seats + 1)
+    expected = _enumerate(problem)
+    for cuts in (solve_module._MOST_CUTS, -1):  # seats by cuts, then by flow variables
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(solve_module, "_MOST_CUTS", cuts)
+            best = solve(problem)
+            assert (best.seats, best.cost) == expected
+            assert best.seats == seats_served(problem, best.counts)
+            assert best.cost == problem.cost(best.counts)
+            for g, size in enumerate(problem.sizes):
+                used = [
+                    n for n, c in zip(best.counts, problem.columns, strict=True) if c.group == g
+                ]
+                assert sum(used) <= size
+            assert reaches(problem, best.seats) and not reaches(problem, best.seats + 1)
 
 
 # --- the third stage on its own: fewest distinct keys, against enumeration ------------------
@@ -479,12 +485,37 @@ def _enumerate_full(
 def test_fewest_keys_against_enumeration(keyed: tuple[Problem, tuple[int, ...]]) -> None:
     problem, keys = keyed
     (seats, cost, fewest), start = _enumerate_full(problem, keys)
-    counts = fewest_keys(problem, keys, start)
-    for g, size in enumerate(problem.sizes):
-        assert sum(n for n, c in zip(counts, problem.columns, strict=True) if c.group == g) == size
-    assert seats_served(problem, counts) == seats
-    assert sum(n * c.cost for n, c in zip(counts, problem.columns, strict=True)) == cost
-    assert len({k for k, n in zip(keys, counts, strict=True) if n}) == fewest
+    for cuts in (solve_module._MOST_CUTS, -1):  # seats by cuts, then by flow variables
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(solve_module, "_MOST_CUTS", cuts)
+            counts = fewest_keys(problem, keys, start)
+        for g, size in enumerate(problem.sizes):
+            used = [n for n, c in zip(counts, problem.columns, strict=True) if c.group == g]
+            assert sum(used) == size
+        assert seats_served(problem, counts) == seats
+        assert problem.cost(counts) == cost
+        assert len({k for k, n in zip(keys, counts, strict=True) if n}) == fewest
+
+
+def test_many_requirements_use_flows_and_agree_with_cuts() -> None:
+    # 9 requirements (more than the cut form takes: flow variables) on 12 GPUs of four models;
+    # forcing the cut form (512 rows per programme) must give the same optimum
+    gpus = [m for m in MODELS for _ in range(3)]
+    nodes = (Node("a", tuple((m, 2) for m in MODELS)), Node("b", tuple((m, 1) for m in MODELS)))
+    sizes = [4 * GIB, 5 * 10**9, 8 * GIB, 10 * 10**9, 12 * GIB, 20 * 10**9, 24 * GIB]
+    reqs = tuple(Requirement(3 + i % 4, size, i % 3) for i, size in enumerate(sizes))
+    reqs += (Requirement(4, profile="3g.20gb"), Requirement(2, profile="1g.10gb"))
+    assert len(reqs) > solve_module._MOST_CUTS
+    answers = []
+    for cuts in (solve_module._MOST_CUTS, len(reqs)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(solve_module, "_MOST_CUTS", cuts)
+            for sharing in (False, True):
+                result = plan_nodes(CAT, nodes, reqs, sharing)
+                _check_plan(result, gpus, sharing)
+                optimum = (result.seats_max, result.stranded.total, result.distinct_layouts)
+                answers.append((*optimum, *result.alternatives))
+    assert answers[:2] == answers[2:]
 
 
 def test_one_layout_per_model_when_the_demand_allows() -> None:
