@@ -213,8 +213,11 @@ def _run(args: argparse.Namespace) -> int:
             allow_sharing=args.allow_sharing,
             time_limit=args.time_limit,
         )
-    except (PlanTimeLimitError, PlanSolverError) as exc:
+    except PlanTimeLimitError as exc:
         print(f"labhub plan: {exc}", file=sys.stderr)
+        return 4
+    except PlanSolverError as exc:  # a bug, not bad input
+        print(f"labhub plan: {exc}; please report it with this command line", file=sys.stderr)
         return 4
     if args.format == "json":
         print(json.dumps(multi_to_json(result), indent=2))

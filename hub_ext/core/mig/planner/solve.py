@@ -1,13 +1,13 @@
 """The planner's integer programmes, solved by HiGHS (``highspy``) and checked exactly.
 
-Variables: ``x[p]``, how many GPUs of column p's group run column p (integer); ``f[s, j]``, how
-many instances of class s serve requirement j (a class is the set of requirements its instances
-may serve). Rows: per group at most (or exactly) its GPUs; per class no more flow than the
-chosen columns supply; per requirement no more than its demand. Seats served are the total flow.
-Each question below is one MILP that HiGHS solves to proven optimality (relative and absolute
-gap 0). Every answer is then checked in exact integer arithmetic: the counts are whole, keep
-every row, serve the seats claimed (maximum flow, :func:`~.flow.seats_served`) and no better
-integer value lies within the solver's dual bound. A time limit guards each solve; hitting it
+Variables: ``x[p]``, how many GPUs of column p's group run column p (integer), and the seats
+served (integer), bounded by every cut of the flow network from instance classes to
+requirements (or, with many requirements, by flow variables; see :func:`_model`). Rows: per
+group at most (or exactly) its GPUs. Each question below is one MILP that HiGHS solves to
+proven optimality (relative and absolute gap 0). Every answer is then checked in exact integer
+arithmetic: the counts are whole and keep every GPU count, serve the seats claimed (maximum
+flow, :func:`~.flow.seats_served`), and no better integer value lies within the solver's dual
+bound. A time limit guards each solve; hitting it
 raises :class:`PlanTimeLimitError` rather than returning an unproven answer.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import highspy
 import numpy as np
@@ -28,7 +28,6 @@ from hub_ext.core.mig.planner.model import Problem, Solution
 TIME_LIMIT_S = 60.0  # per solve; only a safety net, typical solves take milliseconds
 _INF = highspy.kHighsInf
 _INT = highspy.HighsVarType.kInteger
-_CONT = highspy.HighsVarType.kContinuous
 _TOL = 1e-6
 
 
@@ -43,15 +42,16 @@ class PlanSolverError(RuntimeError):
     """The solver failed, or its answer failed the exact check (a bug to report)."""
 
 
-@dataclass
 class _Milp:
-    """A MILP built row by row: minimise ``cost . v`` over the variables ``v``."""
+    """A MILP built variable by variable and row by row (each row ``lo <= sum <= hi``), then
+    solved once: minimise ``cost . v`` over non-negative variables ``v``."""
 
-    cost: list[float] = field(default_factory=list)
-    lower: list[float] = field(default_factory=list)
-    upper: list[float] = field(default_factory=list)
-    kinds: list[highspy.HighsVarType] = field(default_factory=list)
-    rows: list[tuple[float, float, dict[int, float]]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.cost: list[float] = []
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+        self.kinds: list[highspy.HighsVarType] = []
+        self.rows: list[tuple[float, float, dict[int, float]]] = []
 
     def var(self, upper: float, kind: highspy.HighsVarType = _INT, cost: float = 0.0) -> int:
         self.cost.append(cost)
@@ -134,7 +134,7 @@ def _whole(values: Sequence[float], cols: range, what: str) -> tuple[int, ...]:
 
 def _proven(value: int, bound: float, what: str) -> None:
     """``value`` (minimised, integral) is optimal: no integer below it is above the bound."""
-    if value - 1 >= bound - _TOL and not math.isinf(bound):
+    if not math.isfinite(bound) or value - 1 >= bound - _TOL:
         raise PlanSolverError(f"the solver's answer to {what} ({value}) is not within its bound")
 
 
