@@ -7,7 +7,9 @@ how many extra GPUs of every catalog model would meet the demand, and whether sh
 and every answer proven optimal by the solver. The reference lab (10x A100-40GB, 50 seats of
 >= 8 GiB: infeasible, at most 40; fits with sharing) is timed too. The per-model layout tables
 are computed once per process (they do not depend on the demand); that warm-up is reported on its
-own. Each case is planned ``REPEAT`` times and the best time counts.
+own. Each case is planned 3 times and the best time counts. The target is checked against the
+planning process's CPU time (the solver runs on one thread in the process), which a machine
+shared with other work inflates far less than the wall-clock time, printed beside it.
 
 Run with ``make bench``; ``--smoke`` (or ``LABHUB_BENCH_SMOKE=1``) plans 100 GPUs once per
 case, in seconds, to show that the benchmark still runs (its timing target then is not
@@ -63,6 +65,15 @@ def random_case(rng: random.Random, catalog: Catalog) -> tuple[tuple[Node, ...],
     return nodes, tuple(reqs), rng.random() < 0.5
 
 
+def summary(times: list[float]) -> str:
+    ordered = sorted(times)
+    p99 = ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
+    return (
+        f"mean {statistics.mean(ordered):.3f} s, median {ordered[len(ordered) // 2]:.3f} s, "
+        f"99th percentile {p99:.3f} s, max {ordered[-1]:.3f} s"
+    )
+
+
 def main(argv: list[str]) -> int:
     smoke = "--smoke" in argv or os.environ.get("LABHUB_BENCH_SMOKE") == "1"
     node_count, scale, repeat, samples = (13, 10, 1, 5) if smoke else (125, 1, 3, 200)
@@ -79,16 +90,17 @@ def main(argv: list[str]) -> int:
     lab = (Node("room-a-1", ((mix[0], 5),)), Node("room-b-1", ((mix[0], 5),)))
     cases = [(name, nodes, demand(total // scale)) for name, total in TOTALS]
     cases.append(("reference lab", lab, (Requirement(50, 8 * GIB),)))
-    worst = 0.0
+    worst = worst_wall = 0.0
     for name, inventory, reqs in cases:
-        took = float("inf")
+        took = cpu = float("inf")
         for _ in range(repeat):
             choices.cache_clear()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = plan_nodes(catalog, inventory, reqs, allow_sharing=False)
             took = min(took, time.perf_counter() - start)
+            cpu = min(cpu, time.process_time() - start_cpu)
         if name != "reference lab":
-            worst = max(worst, took)
+            worst, worst_wall = max(worst, cpu), max(worst_wall, took)
         extra = f", {len(result.alternatives)} alternatives" if result.alternatives else ""
         extra += ", fits with sharing" if result.sharing else ""
         print(
@@ -96,26 +108,25 @@ def main(argv: list[str]) -> int:
             f"{result.seats_requested} seats: {result.seats_max} satisfied "
             f"{list(result.satisfied)}, {result.stranded.total} stranded slices, "
             f"{result.distinct_layouts} distinct layouts{extra} "
-            f"in {took:.3f} s (every answer proven optimal)"
+            f"in {took:.3f} s (CPU {cpu:.3f} s; every answer proven optimal)"
         )
     rng = random.Random(12)
-    times = []
+    walls, cpus = [], []
     for _ in range(samples):
         inventory, reqs, sharing = random_case(rng, catalog)
         choices.cache_clear()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         plan_nodes(catalog, inventory, reqs, allow_sharing=sharing)
-        times.append(time.perf_counter() - start)
-    times.sort()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
     print(
         f"planner [random]: {samples} random inventories of 1,000 GPUs with 4 requirements: "
-        f"mean {statistics.mean(times):.3f} s, median {times[len(times) // 2]:.3f} s, "
-        f"99th percentile {times[min(len(times) - 1, len(times) * 99 // 100)]:.3f} s, "
-        f"max {times[-1]:.3f} s"
+        f"{summary(walls)} wall-clock; CPU {summary(cpus)}"
     )
     gpus = node_count * 8
     verdict = "met" if worst < TARGET_S else "NOT MET"
-    print(f"target slowest {gpus:,}-GPU plan: {worst:.3f} s (< {TARGET_S:g} s) {verdict}")
+    print(f"planner: slowest {gpus:,}-GPU plan {worst_wall:.3f} s wall-clock")
+    print(f"target slowest {gpus:,}-GPU plan, CPU: {worst:.3f} s (< {TARGET_S:g} s) {verdict}")
     # plan_nodes returns proven optima only (else it raises): every plan above is one
     planned = len(cases) * repeat + samples
     print(f"target answers proven: {planned} of {planned} plans (all) met")
