@@ -34,11 +34,15 @@ def _mask(prof: MigProfile, reqs: tuple[Requirement, ...]) -> int:
 
 
 def _covers(q: Setup, p: Setup) -> bool:
-    """Whether the instances of ``q`` can stand in for all of ``p``'s (Hall's condition)."""
+    """Whether the instances of ``q`` can stand in for all of ``p``'s (Hall's condition: every
+    set of ``p``'s classes has at least as many instances of ``q`` able to serve one of them)."""
+    # per class of q, which of p's classes its instances can serve (a bitmask over p.supply)
+    serves = [
+        (sum(1 << i for i, (m, _) in enumerate(p.supply) if t & m == m), c) for t, c in q.supply
+    ]
     for pick in range(1, 1 << len(p.supply)):
-        chosen = [(m, c) for i, (m, c) in enumerate(p.supply) if pick >> i & 1]
-        have = sum(c for t, c in q.supply if any(t & m == m for m, _ in chosen))
-        if have < sum(c for _, c in chosen):
+        need = sum(c for i, (_, c) in enumerate(p.supply) if pick >> i & 1)
+        if sum(c for mask, c in serves if mask & pick) < need:
             return False
     return True
 
@@ -74,8 +78,9 @@ def choices(
     so dropping one could cost the third goal (fewest distinct layouts) a layout.
     """
     found: dict[tuple[tuple[int, int], ...], Setup] = {}
+    masks = {prof.name: _mask(prof, reqs) for prof in model.profiles}
     for lay, st in layout_table(model):
-        counts = Counter(_mask(i.profile, reqs) for i in lay.instances)
+        counts = Counter(masks[i.profile.name] for i in lay.instances)
         supply = tuple(sorted((m, c) for m, c in counts.items() if m))
         old = found.get(supply)
         if old is None or st.total < old.stranded.total:
@@ -90,13 +95,15 @@ def choices(
     def cost(setup: Setup) -> int:
         return setup.stranded.total if costed else 0
 
+    size = [sum(c for _, c in setup.supply) for setup in cands]  # fewer cannot stand in
     kept: list[Setup] = []
     for i, p in enumerate(cands):
         beaten = (p.layout is not None or not costed) and any(
             k != i
             and cost(q) <= cost(p)
+            and size[k] >= size[i]
             and _covers(q, p)
-            and (k < i or cost(q) < cost(p) or not _covers(p, q))
+            and (k < i or cost(q) < cost(p) or size[i] < size[k] or not _covers(p, q))
             for k, q in enumerate(cands)
         )
         if not beaten:
