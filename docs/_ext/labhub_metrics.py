@@ -1,6 +1,6 @@
-"""Sphinx extension: the Prometheus metrics reference, generated from ``hub_ext/metrics.py``.
+"""Sphinx extension: the Prometheus metrics reference, generated from ``hub_ext/hub/metrics.py``.
 
-Provides the directive ``labhub-metrics``. It imports :mod:`hub_ext.metrics` and renders one row
+Provides the directive ``labhub-metrics``. It imports :mod:`hub_ext.hub.metrics` and renders one row
 per metric object: the names Prometheus stores (``_total`` for counters, ``_bucket``/``_sum``/
 ``_count`` for histograms), the type, the labels and the help text written in the module, plus
 histogram buckets. The page is rebuilt whenever the module changes.
@@ -26,7 +26,7 @@ def metric_rows() -> list[tuple[str, list[str], str, tuple[str, ...], str]]:
     """(Python name, exported series names, type, labels, help) of every LabHub metric."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    from hub_ext import metrics
+    from hub_ext.hub import metrics
 
     out = []
     for attr in metrics.__all__:
@@ -58,7 +58,7 @@ class LabHubMetrics(Directive):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        import hub_ext.metrics as module
+        import hub_ext.hub.metrics as module
 
         self.state.document.settings.env.note_dependency(str(module.__file__))
         table = nodes.table(classes=["labhub-metrics"])

@@ -1,8 +1,8 @@
 """Sphinx extension: the course profile reference, generated from profile.schema.yaml.
 
 Provides the directive ``labhub-profile-schema``. It reads
-``hub_ext/core/data/profile.schema.yaml`` (the single schema that drives validation, editor hints
-and this page) and renders one table per top-level field group: field path, type, default,
+``hub_ext/core/profiles/data/profile.schema.yaml`` (the single schema that drives validation,
+editor hints and this page) and renders one table per top-level field group: field path, type, default,
 accepted values and description. Nested mappings and list items are flattened into dotted paths
 (``sessions[].start``). The page is rebuilt whenever the schema changes.
 """
@@ -19,7 +19,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "hub_ext" / "core" / "data" / "profile.schema.yaml"
+SCHEMA = ROOT / "hub_ext" / "core" / "profiles" / "data" / "profile.schema.yaml"
 
 Row = tuple[str, str, str, str, str]
 

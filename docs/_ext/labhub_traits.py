@@ -2,7 +2,7 @@
 
 Usage in MyST Markdown::
 
-    ```{labhub-traits} hub_ext.hub.ldap.LabLDAPAuthenticator
+    ```{labhub-traits} hub_ext.hub.auth.ldap.LabLDAPAuthenticator
     :inherited: manage_groups refresh_pre_spawn
     ```
 

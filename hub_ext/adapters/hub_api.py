@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from hub_ext.core.admission import EntryKey, UserName
-from hub_ext.core.gpu_cull import ServerActivity
+from hub_ext.core.admission.model import EntryKey, UserName
+from hub_ext.core.cull import ServerActivity
 
 PAGINATION = "application/jupyterhub-pagination+json"
 

@@ -15,8 +15,9 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hub_ext.core.profile_policy import Policy, parse_policy
-from hub_ext.core.profile_set import (
+from hub_ext.core.profiles.model import CourseProfile, ImageRef, ProfileError
+from hub_ext.core.profiles.policy import Policy, parse_policy
+from hub_ext.core.profiles.set import (
     LOCK_FILE,
     ProfileFile,
     ProfileSet,
@@ -24,7 +25,6 @@ from hub_ext.core.profile_set import (
     merge_last_good,
     parse_lock,
 )
-from hub_ext.core.profiles import CourseProfile, ImageRef, ProfileError
 
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 1024 * 1024

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from hub_ext.core.mig import UnknownGpuModelError, load_catalog
+from hub_ext.core.mig.catalog import UnknownGpuModelError, load_catalog
 
 
 def _profiles(args: argparse.Namespace) -> int:

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from hub_ext.core import migparted
-from hub_ext.core.mig import Catalog, GpuModel, UnknownGpuModelError, load_catalog
+from hub_ext.core.mig import migparted
+from hub_ext.core.mig.catalog import Catalog, GpuModel, UnknownGpuModelError, load_catalog
 from hub_ext.core.mig.planner import (
     TIME_LIMIT_S,
     MultiPlan,

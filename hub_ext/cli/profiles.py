@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from hub_ext.adapters.profile_source import read_profile_dirs
-from hub_ext.core.profile_set import DIGEST, LOCK_FILE, ProfileSet, parse_lock, render_lock
-from hub_ext.core.profiles import CourseProfile, ImageRef
+from hub_ext.core.profiles.model import CourseProfile, ImageRef
+from hub_ext.core.profiles.set import DIGEST, LOCK_FILE, ProfileSet, parse_lock, render_lock
 
 
 def _policy_path(dirs: list[Path], given: str | None) -> Path | None:
@@ -95,7 +95,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    text = resources.files("hub_ext.core").joinpath("data/profile.schema.yaml").read_text()
+    text = resources.files("hub_ext.core.profiles").joinpath("data/profile.schema.yaml").read_text()
     print(json.dumps(yaml.safe_load(text), indent=2))
     return 0
 

@@ -20,64 +20,37 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from hub_ext.core.k8s_names import (
+    ANNOTATION_FALLBACKS,
+    ANNOTATION_SERVER,
+    ANNOTATION_USER,
+    GPU_RESOURCE,
+    LABEL_COMPONENT,
+    LABEL_COURSE,
+    LABEL_GROUP,
+    LABEL_MANAGED_BY,
+    LABEL_SLICE_TYPE,
+    LABEL_USER,
+    MIG_RESOURCE_PREFIX,
+    PRODUCT_LABEL,
+    PRODUCT_MIG_INFIX,
+    SLICE_GATE,
+    SliceStrategy,
+    mig_resource,
+    shared_type,
+    slice_resource,
+    split_shared,
+)
+from hub_ext.core.profiles.model import GpuRequest, SharedVolume
+
 GiB = 2**30
-SLICE_GATE = "labhub.io/slice-admission"
-LABEL_USER = "labhub.io/user"
-LABEL_COURSE = "labhub.io/course"
-LABEL_GROUP = "labhub.io/seminar-group"
-LABEL_SLICE_TYPE = "labhub.io/slice-type"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-ANNOTATION_USER = "labhub.io/username"
-ANNOTATION_SERVER = "labhub.io/server-name"
-ANNOTATION_FALLBACKS = "labhub.io/slice-types"
 COMPONENT = "singleuser-server"
 MANAGED_BY = "labhub"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
 HOME_VOLUME = "home"
 
 Manifest = dict[str, Any]
-
-
-class SliceStrategy(Enum):
-    """How the cluster's device plugin names GPU slices."""
-
-    MIXED = "mixed"
-    SINGLE = "single"
-    SHARED = "shared"
-
-    @classmethod
-    def parse(cls, text: str) -> SliceStrategy:
-        try:
-            return cls(text)
-        except ValueError:
-            accepted = ", ".join(s.value for s in cls)
-            raise ValueError(
-                f"slice strategy {text!r} is not known; accepted values: {accepted}"
-            ) from None
-
-
-@dataclass(frozen=True)
-class SharedVolume:
-    """A PVC shared by a course (datasets, course material), mounted read-only for students."""
-
-    name: str
-    claim_name: str
-    mount_path: str
-    read_only: bool = True
-
-
-@dataclass(frozen=True)
-class GpuRequest:
-    """The slice a server asks for: its type and acceptable fallbacks, most preferred first."""
-
-    slice_type: str
-    fallbacks: tuple[str, ...] = ()
-    product: str = "NVIDIA-A100-SXM4-40GB"
-    """GFD product prefix used by the single strategy's node selector."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +70,16 @@ class PodRequest:
     env: tuple[tuple[str, str], ...] = ()
     strategy: SliceStrategy = SliceStrategy.MIXED
     gpu: GpuRequest | None = None
+    """The slice types the server accepts, most preferred first (``None``: no GPU)."""
+    gpu_product: str = "NVIDIA-A100-SXM4-40GB"
+    """GFD product prefix used by the single strategy's node selector."""
     cpu_guarantee: float = 4.0
     cpu_limit: float = 4.0
     memory_guarantee: int = 16 * GiB
     memory_limit: int = 16 * GiB
     home_mount: str = "/home/jovyan"
     shared_volumes: tuple[SharedVolume, ...] = ()
+    """Course shares: the PVC named ``name`` mounted read-only at ``mount_path``."""
     working_dir: str | None = None
     node_selector: tuple[tuple[str, str], ...] = ()
     extra_labels: tuple[tuple[str, str], ...] = ()
@@ -144,18 +121,16 @@ def format_memory(size: int) -> str:
 
 
 def gpu_resources(
-    gpu: GpuRequest, strategy: SliceStrategy
+    gpu: GpuRequest, strategy: SliceStrategy, product: str = "NVIDIA-A100-SXM4-40GB"
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(resource limits, node selector) for one slice of ``gpu.slice_type`` under ``strategy``."""
     slice_type = gpu.slice_type
     if strategy is SliceStrategy.MIXED:
-        return {f"nvidia.com/mig-{slice_type}": "1"}, {}
+        return {mig_resource(slice_type): "1"}, {}
     if strategy is SliceStrategy.SINGLE:
-        return {"nvidia.com/gpu": "1"}, {PRODUCT_LABEL: f"{gpu.product}-MIG-{slice_type}"}
-    base = slice_type.removesuffix(".shared")
-    if base == "gpu":
-        return {"nvidia.com/gpu.shared": "1"}, {}
-    return {f"nvidia.com/mig-{base}.shared": "1"}, {}
+        return {GPU_RESOURCE: "1"}, {PRODUCT_LABEL: f"{product}{PRODUCT_MIG_INFIX}{slice_type}"}
+    base, _ = split_shared(slice_type)
+    return {slice_resource(shared_type(base)): "1"}, {}
 
 
 def pod_labels(req: PodRequest) -> dict[str, str]:
@@ -180,12 +155,13 @@ def _container(req: PodRequest) -> Manifest:
     if req.gpu is None:
         env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
     else:
-        gpu_limits, _ = gpu_resources(req.gpu, req.strategy)
+        gpu_limits, _ = gpu_resources(req.gpu, req.strategy, req.gpu_product)
         limits.update(gpu_limits)
         requests.update(gpu_limits)
     mounts: list[Manifest] = [{"name": HOME_VOLUME, "mountPath": req.home_mount}]
     mounts += [
-        {"name": v.name, "mountPath": v.mount_path, "readOnly": True} for v in req.shared_volumes
+        {"name": f"shared-{i}", "mountPath": v.mount_path, "readOnly": True}
+        for i, v in enumerate(req.shared_volumes)
     ]
     container: Manifest = {
         "name": "notebook",
@@ -215,7 +191,7 @@ def build_pod(req: PodRequest) -> Manifest:
     node_selector = dict(req.node_selector)
     annotations = {ANNOTATION_USER: req.username, ANNOTATION_SERVER: req.server_name}
     if req.gpu is not None:
-        _, selector = gpu_resources(req.gpu, req.strategy)
+        _, selector = gpu_resources(req.gpu, req.strategy, req.gpu_product)
         node_selector.update(selector)
         annotations[ANNOTATION_FALLBACKS] = ",".join((req.gpu.slice_type, *req.gpu.fallbacks))
     annotations.update(dict(req.annotations))
@@ -223,8 +199,8 @@ def build_pod(req: PodRequest) -> Manifest:
         {"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": req.home_claim}}
     ]
     volumes += [
-        {"name": v.name, "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": True}}
-        for v in req.shared_volumes
+        {"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.name, "readOnly": True}}
+        for i, v in enumerate(req.shared_volumes)
     ]
     spec: Manifest = {
         "automountServiceAccountToken": False,
@@ -301,19 +277,20 @@ def retarget_pod(pod: Manifest, slice_type: str) -> Manifest:
         spec.pop("schedulingGates", None)
     selector = dict(spec.get("nodeSelector") or {})
     product = selector.get(PRODUCT_LABEL, "")
-    if "-MIG-" in product:
-        selector[PRODUCT_LABEL] = f"{product.split('-MIG-')[0]}-MIG-{slice_type}"
+    if PRODUCT_MIG_INFIX in product:
+        prefix = product.split(PRODUCT_MIG_INFIX)[0]
+        selector[PRODUCT_LABEL] = f"{prefix}{PRODUCT_MIG_INFIX}{slice_type}"
         spec["nodeSelector"] = selector
     containers = []
     for container in spec.get("containers") or []:
         resources = dict(container.get("resources") or {})
         for section in ("limits", "requests"):
             table = dict(resources.get(section) or {})
-            for name in [n for n in table if n.startswith("nvidia.com/mig-")]:
+            for name in [n for n in table if n.startswith(MIG_RESOURCE_PREFIX)]:
                 qty = table.pop(name)
-                shared = name.endswith(".shared")
-                base = slice_type.removesuffix(".shared")
-                table[f"nvidia.com/mig-{base}{'.shared' if shared else ''}"] = qty
+                _, shared = split_shared(name)
+                base, _ = split_shared(slice_type)
+                table[mig_resource(base, shared)] = qty
             resources[section] = table
         containers.append({**container, "resources": resources})
     spec["containers"] = containers

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub_ext.adapters.ldapdir import SERVICE_DN, SERVICE_PASSWORD, ReferenceLab
+from hub_ext.adapters.ldap.reference_lab import SERVICE_DN, SERVICE_PASSWORD, ReferenceLab
 
 #: LDAP groups whose members may log in; ``hub-admins`` members are hub admins.
 LOGIN_GROUPS = ("ml101-a", "ml101-b", "cv201", "lecturers", "hub-admins")

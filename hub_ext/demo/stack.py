@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import aiohttp
 
-from hub_ext.adapters.ldapdir import (
+from hub_ext.adapters.ldap.reference_lab import (
     Slapd,
     lab_password,
     reference_lab,

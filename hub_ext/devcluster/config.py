@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
-    from hub_ext.core.mig import GpuModel, MigProfile
+    from hub_ext.core.mig.catalog import GpuModel, MigProfile
 from hub_ext.devcluster.quantity import QuantityError, format_units, to_units
 
 REFERENCE_LAB = "reference-lab.yaml"
@@ -225,7 +225,9 @@ def _gpus(data: object, where: str) -> GpuSpec:
     allowed.add("renameShared")
     gpus = _mapping(data, where, allowed)
     model_name = _str(gpus.get("model"), f"{where}.model")
-    from hub_ext.core.mig import load_catalog  # only cluster files with GPUs need the catalog
+    from hub_ext.core.mig.catalog import (
+        load_catalog,  # only cluster files with GPUs need the catalog
+    )
 
     try:
         model = load_catalog().model(model_name)

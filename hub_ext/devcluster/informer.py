@@ -1,7 +1,7 @@
 """List + watch caches over kubernetes_asyncio for the emulator's own components.
 
 The emulator's scheduler, kubelets, node and volume controllers keep their view the way LabHub's
-controllers do, with :class:`hub_ext.adapters.k8s_informer.Informer` (list, watch from the list's
+controllers do, with :class:`hub_ext.adapters.k8s.informer.Informer` (list, watch from the list's
 resourceVersion, resume after a dropped stream, relist after ``410 Gone``, back off while the API
 server is unreachable). This module adds the plain-HTTP client and the request helper they share;
 their retries are routine during fault injection, so they are logged at debug level.
@@ -14,9 +14,9 @@ from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from hub_ext.adapters import k8s_informer
-from hub_ext.adapters.k8s_informer import Obj, read_json
-from hub_ext.adapters.k8s_informer import object_key as key_of
+from hub_ext.adapters.k8s import informer as k8s_informer
+from hub_ext.adapters.k8s.informer import Obj, read_json
+from hub_ext.adapters.k8s.informer import object_key as key_of
 
 __all__ = ["Handler", "Informer", "Obj", "api_client", "key_of", "read_json", "request"]
 

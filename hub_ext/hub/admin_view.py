@@ -25,8 +25,8 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from hub_ext.adapters.overview import LabOverview, build_lab_overview, to_json
-from hub_ext.core.admission_overview import AdmissionOverview
+from hub_ext.adapters.k8s.overview import LabOverview, build_lab_overview, to_json
+from hub_ext.core.admission.overview import AdmissionOverview
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -39,7 +39,7 @@ NOT_ADMIN = (
 
 def _controllers() -> list[Any]:
     """The admission controllers this hub process runs (one per user namespace)."""
-    from hub_ext.hub import spawner_admission
+    from hub_ext.hub.spawner import admission as spawner_admission
 
     return list(spawner_admission.running_controllers())
 
@@ -60,7 +60,7 @@ def _merge(parts: list[AdmissionOverview]) -> AdmissionOverview | None:
 
 def _profiles(config: Any) -> list[Any]:
     """The course profiles the spawner offers (empty when it reads none from a folder)."""
-    from hub_ext.hub import spawner_admission
+    from hub_ext.hub.spawner import admission as spawner_admission
 
     for section in ("LabKubeSpawner", "KubeSpawner"):
         spawner_config = config.get(section) or {}

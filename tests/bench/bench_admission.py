@@ -13,7 +13,8 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from hub_ext.core.admission import (
+from hub_ext.core.admission.book import AdmissionBook, decide
+from hub_ext.core.admission.model import (
     AdmissionInput,
     AdmissionPolicy,
     CourseSlug,
@@ -23,11 +24,9 @@ from hub_ext.core.admission import (
     Reservation,
     RunningSession,
     UserName,
-    decide,
 )
-from hub_ext.core.admission_book import AdmissionBook
-from hub_ext.core.capacity import Node, Pod, PodPhase, PodUid, SliceType
-from hub_ext.core.capacity_index import CapacityIndex
+from hub_ext.core.capacity.index import CapacityIndex
+from hub_ext.core.capacity.model import Node, Pod, PodPhase, PodUid, SliceType
 
 NODES, GPUS, SLICES = 5_000, 8, 7
 RUNNING, QUEUED = 275_000, 10_000

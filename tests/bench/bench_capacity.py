@@ -11,8 +11,8 @@ import random
 import statistics
 import time
 
-from hub_ext.core.capacity import Node, Pod, PodPhase, PodUid, compute_capacity
-from hub_ext.core.capacity_index import CapacityIndex
+from hub_ext.core.capacity.index import CapacityIndex
+from hub_ext.core.capacity.model import Node, Pod, PodPhase, PodUid, compute_capacity
 
 NODES, GPUS, SLICES, PODS = 5_000, 8, 7, 30_000
 FULL_TARGET_S, INCREMENTAL_TARGET_MS = 1.0, 1.0

@@ -27,7 +27,7 @@ sys.path[:0] = [str(ROOT / "tests" / "ldap"), str(ROOT)]
 
 from ldap_hubproc import HubProcess, new_session, post_login  # noqa: E402
 
-from hub_ext.adapters.ldapdir import (  # noqa: E402
+from hub_ext.adapters.ldap.reference_lab import (  # noqa: E402
     Slapd,
     lab_password,
     reference_lab,
@@ -128,7 +128,7 @@ async def ldap_only(slapd: Slapd, ca: str, users: list[str]) -> tuple[list[float
     """50 concurrent authenticate() calls in this process, and this loop's lag meanwhile."""
     from traitlets.config import Config
 
-    from hub_ext.hub.ldap import LabLDAPAuthenticator
+    from hub_ext.hub.auth.ldap import LabLDAPAuthenticator
 
     c = Config()
     c.LabLDAPAuthenticator.server_urls = [slapd.url]

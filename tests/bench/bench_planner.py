@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 
-from hub_ext.core.mig import Catalog, load_catalog
+from hub_ext.core.mig.catalog import Catalog, load_catalog
 from hub_ext.core.mig.planner import Node, Requirement, choices, layout_table, plan_nodes
 
 GIB = 2**30

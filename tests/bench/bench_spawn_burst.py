@@ -35,9 +35,11 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "spawner"))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "hub" / "spawner"))
 
-from lab_hub import LabHub, eventually, lab_hub  # noqa: E402
+from lab_hub import LabHub, lab_hub  # noqa: E402
+from support import eventually  # noqa: E402
 
 STUDENTS = [f"student{i:02d}" for i in range(1, 51)]
 LAG_MONITOR = """

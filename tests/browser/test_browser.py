@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 from demo_process import DemoProcess, alive, login, request_server
 
-from hub_ext.adapters.ldapdir import lab_password, slapd_available
+from hub_ext.adapters.ldap.reference_lab import lab_password, slapd_available
 from hub_ext.demo.processes import strays
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub_ext.core.admission import EntryKey, UserName
-from hub_ext.core.capacity import SliceType
-from hub_ext.core.gpu_cull import (
+from hub_ext.core.admission.model import EntryKey, UserName
+from hub_ext.core.capacity.model import SliceType
+from hub_ext.core.cull import (
     CullPolicy,
     Freed,
     GpuServer,

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub_ext.cli.plan import multi_to_json, multi_to_table
-from hub_ext.core.layouts import maximal_layouts, stranded
-from hub_ext.core.mig import Catalog, GpuModel, MigProfile, load_catalog
+from hub_ext.core.mig.catalog import Catalog, GpuModel, MigProfile, load_catalog
+from hub_ext.core.mig.layouts import maximal_layouts, stranded
+from hub_ext.core.mig.migparted import node_configs, render
 from hub_ext.core.mig.planner import (
     ExtraGpus,
     MultiPlan,
@@ -26,7 +27,6 @@ from hub_ext.core.mig.planner import solve as solve_module
 from hub_ext.core.mig.planner.flow import seats_served, spread
 from hub_ext.core.mig.planner.model import Column, Problem
 from hub_ext.core.mig.planner.solve import fewest_keys, least_extra, reaches, solve
-from hub_ext.core.migparted import node_configs, render
 
 CAT = load_catalog()
 A100 = CAT.model("A100-40GB")

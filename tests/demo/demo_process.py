@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from hub_ext.adapters.ldapdir import lab_password
+from hub_ext.adapters.ldap.reference_lab import lab_password
 
 READY = re.compile(r"LabHub demo is running: open (http://\S+?)/?$")
 XSRF = re.compile(r'name="_xsrf"\s+value="([^"]+)"|xsrf_token: "([^"]+)"')

@@ -23,7 +23,7 @@ from demo_process import (
     wait_for_server,
 )
 
-from hub_ext.adapters.ldapdir import slapd_available
+from hub_ext.adapters.ldap.reference_lab import slapd_available
 from hub_ext.demo.processes import strays
 
 pytestmark = pytest.mark.slow

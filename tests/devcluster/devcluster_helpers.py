@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,20 +31,6 @@ def two_node_config(slices_per_node: int = 1) -> ClusterConfig:
         for name, zone in (("gpu-a", "room-a"), ("gpu-b", "room-b"))
     ]
     return parse_cluster_config({"name": "test", "nodes": nodes})
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0, what: str = "condition"
-) -> T:
-    """Poll ``probe`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def kubectl(kubeconfig: Path, *args: str, check: bool = True) -> str:

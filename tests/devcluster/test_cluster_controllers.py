@@ -12,7 +12,6 @@ import aiohttp
 import pytest_asyncio
 from devcluster_helpers import (
     MIG,
-    eventually,
     get_pod,
     kubectl,
     pid_alive,
@@ -20,6 +19,7 @@ from devcluster_helpers import (
     two_node_config,
 )
 from kubernetes_asyncio.client import CoreV1Api
+from support import eventually
 
 from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
 from hub_ext.devcluster.informer import api_client, request

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from devcluster_helpers import MIG, ROOT, eventually, get_pod, pid_alive, two_node_config
-from hubconfig import VENV_BIN, start_jupyterhub
+from devcluster_helpers import MIG, ROOT, get_pod, pid_alive, two_node_config
 from kubernetes_asyncio.client import CoreV1Api
+from support import VENV_BIN, eventually, free_port, start_jupyterhub
 
 from hub_ext.demo.processes import stop_process_async
 from hub_ext.devcluster.cluster import DevCluster
@@ -62,12 +61,6 @@ c.KubeSpawner.profile_list = [
     }}
 ]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from k8s_schemas import errors
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.adapters.backup import (
+from hub_ext.services.backup import (
     GROUP,
     MANAGED_SELECTOR,
     PLURAL,
@@ -135,7 +135,7 @@ async def test_daily_snapshots_with_retention(tmp_path: Path) -> None:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "hub_ext.adapters.backup",
+                "hub_ext.services.backup",
                 "--namespace",
                 NAMESPACE,
                 "--kubeconfig",

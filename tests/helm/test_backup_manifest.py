@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from k8s_schemas import errors
 
-from hub_ext.adapters.backup import (
+from hub_ext.services.backup import (
     MANAGED_SELECTOR,
     BackupConfig,
     main,

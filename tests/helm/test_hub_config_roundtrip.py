@@ -15,8 +15,8 @@ FULL = "gpulab-labhub"
 
 def test_ldap_defaults(tmp_path: Path) -> None:
     c = load_hub_config(render("defaults-values.yaml"), FULL, tmp_path)
-    assert c.JupyterHub.authenticator_class == "hub_ext.hub.ldap.LabLDAPAuthenticator"
-    assert c.JupyterHub.spawner_class == "hub_ext.hub.spawner.LabKubeSpawner"
+    assert c.JupyterHub.authenticator_class == "hub_ext.hub.auth.ldap.LabLDAPAuthenticator"
+    assert c.JupyterHub.spawner_class == "hub_ext.hub.spawner.spawner.LabKubeSpawner"
     assert c.JupyterHub.db_url == "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
     assert c.JupyterHub.hub_connect_url == f"http://{FULL}-hub:8081"
     assert c.ConfigurableHTTPProxy.api_url == f"http://{FULL}-proxy-api:8001"
@@ -136,7 +136,7 @@ def test_oidc(tmp_path: Path) -> None:
     c = load_hub_config(
         render("oidc-values.yaml"), FULL, tmp_path, env={"LABHUB_OIDC_CLIENT_SECRET": "s3cret"}
     )
-    assert c.JupyterHub.authenticator_class == "hub_ext.hub.oidc.LabOIDCAuthenticator"
+    assert c.JupyterHub.authenticator_class == "hub_ext.hub.auth.oidc.LabOIDCAuthenticator"
     oidc = c.LabOIDCAuthenticator
     assert oidc.client_id == "labhub"
     assert oidc.client_secret == "s3cret"

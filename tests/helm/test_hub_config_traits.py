@@ -12,8 +12,8 @@ from jupyterhub.app import JupyterHub
 from jupyterhub.proxy import ConfigurableHTTPProxy
 from kubespawner import KubeSpawner
 
-from hub_ext.hub.ldap import LabLDAPAuthenticator
-from hub_ext.hub.oidc import LabOIDCAuthenticator
+from hub_ext.hub.auth.ldap import LabLDAPAuthenticator
+from hub_ext.hub.auth.oidc import LabOIDCAuthenticator
 
 # LabKubeSpawner's additions to KubeSpawner (agreed interface of the spawner).
 SPAWNER_ADDITIONS = {
@@ -38,7 +38,7 @@ TRAEFIK_REDIS_TRAITS = {
 
 def _spawner_traits() -> set[str]:
     try:
-        from hub_ext.hub.spawner import LabKubeSpawner
+        from hub_ext.hub.spawner.spawner import LabKubeSpawner
     except ImportError:
         return set(KubeSpawner.class_traits(config=True)) | SPAWNER_ADDITIONS
     return set(LabKubeSpawner.class_traits(config=True))

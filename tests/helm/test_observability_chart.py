@@ -15,7 +15,7 @@ import yaml
 from chart_render import CHART, NAMESPACE, render, render_error
 from prometheus_client.metrics import MetricWrapperBase
 
-from hub_ext import metrics
+from hub_ext.hub import metrics
 
 DASHBOARD = CHART / "files" / "grafana" / "labhub.json"
 RULES = CHART / "files" / "prometheus" / "labhub-rules.yaml"

@@ -13,7 +13,7 @@ import pytest
 from ldap_helpers import LAB, HungServer, hub_config_text, require_slapd
 from ldap_hubproc import HubProcess
 
-from hub_ext.adapters.ldapdir import Slapd, TlsFiles, write_tls_files
+from hub_ext.adapters.ldap.reference_lab import Slapd, TlsFiles, write_tls_files
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import threading
 import pytest
 from traitlets.config import Config
 
-from hub_ext.adapters.ldapdir import (
+from hub_ext.adapters.ldap.reference_lab import (
     SERVICE_DN,
     SERVICE_PASSWORD,
     Slapd,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from html import unescape
 from pathlib import Path
 
 import aiohttp
-from hubconfig import MEMORY_PROXY
+from support import MEMORY_PROXY, free_port
 
 from hub_ext.demo.processes import stop_process
 
@@ -87,12 +86,6 @@ c.JupyterHub.load_roles = [{{
 }}]
 c.JupyterHub.cleanup_servers = True
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,9 +12,15 @@ import pytest_asyncio
 from ldap_helpers import GROUPS, LAB, PEOPLE, POSIX_GROUPS, compat_config
 from traitlets.config import Config
 
-from hub_ext.adapters.ldapdir import SERVICE_DN, SERVICE_PASSWORD, Slapd, TlsFiles, lab_password
-from hub_ext.hub._login import LoginError
-from hub_ext.hub.ldap import CourseAccessError, LabLDAPAuthenticator, TlsStrategy
+from hub_ext.adapters.ldap.reference_lab import (
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    Slapd,
+    TlsFiles,
+    lab_password,
+)
+from hub_ext.hub.auth.gate import LoginError
+from hub_ext.hub.auth.ldap import CourseAccessError, LabLDAPAuthenticator, TlsStrategy
 
 WRONG = "wrong username or password"
 

@@ -10,7 +10,7 @@ import pytest
 from ldap_helpers import LAB, HungServer, hub_config_text
 from ldap_hubproc import HubProcess, new_session, post_login
 
-from hub_ext.adapters.ldapdir import Slapd, TlsFiles, lab_password
+from hub_ext.adapters.ldap.reference_lab import Slapd, TlsFiles, lab_password
 
 pytestmark = pytest.mark.slow
 CONNECT_TIMEOUT = 1.0

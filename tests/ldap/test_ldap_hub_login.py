@@ -8,7 +8,7 @@ import re
 import pytest
 from ldap_hubproc import HubProcess, api, new_session, post_login
 
-from hub_ext.adapters.ldapdir import lab_password
+from hub_ext.adapters.ldap.reference_lab import lab_password
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,15 @@ import pytest_asyncio
 from ldap_helpers import GROUPS, LAB, PEOPLE
 from traitlets.config import Config
 
-from hub_ext.adapters import ldap as ldap_adapter
-from hub_ext.adapters.ldapdir import SERVICE_DN, SERVICE_PASSWORD, Slapd, TlsFiles, lab_password
-from hub_ext.hub.ldap import LabLDAPAuthenticator
+from hub_ext.adapters.ldap import directory as ldap_adapter
+from hub_ext.adapters.ldap.reference_lab import (
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    Slapd,
+    TlsFiles,
+    lab_password,
+)
+from hub_ext.hub.auth.ldap import LabLDAPAuthenticator
 
 ALLOWED = [LAB.group_dn(g) for g in ("ml101-a", "ml101-b", "cv201", "hub-admins")]
 

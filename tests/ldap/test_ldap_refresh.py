@@ -8,7 +8,7 @@ import pytest
 from ldap_helpers import LAB
 from ldap_hubproc import HubProcess, api, new_session, post_login
 
-from hub_ext.adapters.ldapdir import Slapd, lab_password
+from hub_ext.adapters.ldap.reference_lab import Slapd, lab_password
 
 pytestmark = pytest.mark.slow
 

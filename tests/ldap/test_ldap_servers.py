@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub_ext.adapters.ldap_servers import ServerHealth, parse_server_url
+from hub_ext.adapters.ldap.servers import ServerHealth, parse_server_url
 
 
 def test_parse_server_urls() -> None:

@@ -12,7 +12,7 @@ import pytest_asyncio
 from prometheus_client import REGISTRY
 from traitlets.config import Config
 
-from hub_ext.adapters.ldapdir import (
+from hub_ext.adapters.ldap.reference_lab import (
     Slapd,
     TlsFiles,
     lab_password,
@@ -20,8 +20,8 @@ from hub_ext.adapters.ldapdir import (
     slapd_available,
     write_tls_files,
 )
-from hub_ext.hub._login import LoginError
-from hub_ext.hub.ldap import LabLDAPAuthenticator
+from hub_ext.hub.auth.gate import LoginError
+from hub_ext.hub.auth.ldap import LabLDAPAuthenticator
 
 LAB = reference_lab()
 PEOPLE = f"ou=people,{LAB.base_dn}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from hub_ext.hub import spawner_admission
+from hub_ext.hub.spawner import admission as spawner_admission
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -64,7 +64,7 @@ def hub_settings(v: ChartValues) -> dict[str, Any]:
     computed = v.get("computed")
     settings: dict[str, Any] = {
         "authenticator_class": AUTHENTICATORS[v.get("labhub.authenticator")],
-        "spawner_class": "hub_ext.hub.spawner.LabKubeSpawner",
+        "spawner_class": "hub_ext.hub.spawner.spawner.LabKubeSpawner",
         "base_url": v.get("hub.baseUrl", "/"),
         "hub_ip": "0.0.0.0",
         "hub_port": computed["hubPort"],
@@ -99,8 +99,8 @@ def admin_view_handlers() -> list[Any]:
 
 
 AUTHENTICATORS = {
-    "ldap": "hub_ext.hub.ldap.LabLDAPAuthenticator",
-    "oidc": "hub_ext.hub.oidc.LabOIDCAuthenticator",
+    "ldap": "hub_ext.hub.auth.ldap.LabLDAPAuthenticator",
+    "oidc": "hub_ext.hub.auth.oidc.LabOIDCAuthenticator",
 }
 
 
@@ -298,7 +298,7 @@ def services_and_roles(v: ChartValues, env: dict[str, str]) -> tuple[list[dict[s
                     "command": [
                         "python3",
                         "-m",
-                        "hub_ext.hub.gpu_culler",
+                        "hub_ext.services.gpu_culler",
                         f"--idle-timeout-when-queued={gpu['idleTimeoutWhenQueued']}",
                         f"--cull-every={gpu['every']}",
                     ],

@@ -13,8 +13,8 @@ import functools
 from collections import Counter
 from dataclasses import dataclass
 
-from hub_ext.core.layouts import Layout, Stranded, maximal_layouts, stranded
-from hub_ext.core.mig import GpuModel, MigProfile
+from hub_ext.core.mig.catalog import GpuModel, MigProfile
+from hub_ext.core.mig.layouts import Layout, Stranded, maximal_layouts, stranded
 from hub_ext.core.mig.planner.model import Column, Problem, Requirement, layout_key
 
 LayoutKey = tuple[tuple[str, int], ...] | None

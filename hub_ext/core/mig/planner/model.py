@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub_ext.core.layouts import Layout, Stranded
-from hub_ext.core.mig import GpuModel, MigProfile
+from hub_ext.core.mig.catalog import GpuModel, MigProfile
+from hub_ext.core.mig.layouts import Layout, Stranded
 
 Vec = tuple[int, ...]
 

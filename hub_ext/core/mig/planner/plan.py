@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hub_ext.core.mig import Catalog, GpuModel
+from hub_ext.core.mig.catalog import Catalog, GpuModel
 from hub_ext.core.mig.planner.choices import Keyed, Setup, keyed_problem, pooled
 from hub_ext.core.mig.planner.flow import allocate, spread
 from hub_ext.core.mig.planner.model import (

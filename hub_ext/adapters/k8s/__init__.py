@@ -1,0 +1,1 @@
+"""Kubernetes adapters: informer, admission controller, profile plans, GPU pods, overview."""

@@ -1,0 +1,1 @@
+"""LDAP adapters: directory client, entries, servers and the reference lab's slapd."""

@@ -1,0 +1,1 @@
+"""Admission: who gets a GPU slice next, and why the others wait."""

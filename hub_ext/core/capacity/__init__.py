@@ -1,0 +1,1 @@
+"""Capacity: nodes, GPU slices and what is free."""

@@ -1,0 +1,1 @@
+"""Login: directory identities and the login throttle."""

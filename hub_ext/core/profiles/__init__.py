@@ -1,0 +1,1 @@
+"""Course profiles: the typed model, parsing, validation, policy and the profile set."""

@@ -1,0 +1,1 @@
+"""JupyterHub authenticators: LDAP, OIDC and the shared login gate."""

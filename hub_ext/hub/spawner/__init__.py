@@ -1,0 +1,1 @@
+"""The JupyterHub spawner: spawner, profile options, spawn form and admission glue."""
