@@ -1,12 +1,11 @@
 """The start of a LabKubeSpawner server: create, queue for a slice, wait, answer.
 
 :class:`LabStart` is a mixin of :class:`hub_ext.hub.spawner.spawner.LabKubeSpawner`. Its
-``_lab_start`` is what ``start()`` runs, in KubeSpawner's order: options, watchers, home volume and pod (the pod
-from ``get_pod_manifest()`` and ``modify_pod_hook``), ``after_pod_created_hook``, then the wait
-until the pod runs. LabHub adds the capacity check, the slice queue between creation and the wait,
-retries of transient API errors and, when a start fails, the removal of its pod so that the next
-start begins clean.
-"""
+``_lab_start`` is what ``start()`` runs, in KubeSpawner's order: options, watchers, home volume and
+pod (the pod from ``get_pod_manifest()`` and ``modify_pod_hook``), ``after_pod_created_hook``, then
+the wait until the pod runs. LabHub adds the capacity check, the slice queue between creation and
+the wait, retries of transient API errors and, when a start fails, the removal of its pod so that
+the next start begins clean."""
 
 from __future__ import annotations
 
