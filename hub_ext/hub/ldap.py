@@ -14,6 +14,7 @@ the directory no longer lists the user in any of the course's groups.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jupyterhub.auth import Authenticator
+from ldap3.core.exceptions import LDAPSSLConfigurationError
 from tornado import web
 from traitlets import Bool, Int, List, Unicode, Union, UseEnum, default, observe
 from traitlets import validate as validate_trait
@@ -46,15 +48,14 @@ from hub_ext.core.identity import (
 )
 from hub_ext.core.throttle import ThrottlePolicy
 from hub_ext.hub._login import (
-    EMPTY_PASSWORD,
-    NOT_ALLOWED,
     UNAVAILABLE,
-    WRONG_CREDENTIALS,
+    LockFile,
     LoginError,
     LoginGate,
-    client_address,
+    ProxyTrust,
     failure_reason,
     record_login,
+    request_address,
     safe_name,
 )
 from hub_ext.hub._login_traits import LDAPAuthenticator
@@ -75,6 +76,11 @@ class CourseAccessError(web.HTTPError):
         super().__init__(403, message.replace("%", "%%"))
         self.message = message
         self.missing = missing
+
+
+class LdapConfigurationError(LoginError, LDAPSSLConfigurationError):
+    """The LDAP settings cannot work (a missing CA file): HTTP 503 on the login page, and the
+    same ldap3 error that ldapauthenticator raises."""
 
 
 #: How long a group look-up made by refresh_user is reused by check_course_access.
@@ -133,12 +139,15 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
     def _validate_bind_dn_template(self, proposal: dict[str, Any]) -> list[str]:
         value = proposal["value"]
         items = [value] if isinstance(value, str) else list(value)
+        if "" in items:
+            self.log.warning("Ignoring blank 'bind_dn_template' entry!")
         return [t for t in items if t]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._directory: LdapDirectory | None = None
         self._gate: LoginGate | None = None
+        self._proxies: ProxyTrust | None = None
         self._fresh: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     # -- derived settings ----------------------------------------------------------------------
@@ -199,7 +208,15 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
                     self.lookup_dn_user_dn_attribute if self.use_lookup_dn_username else None
                 ),
             )
-            self._directory = LdapDirectory(settings, layout, self.log.getChild("ldap"))
+            try:
+                self._directory = LdapDirectory(settings, layout, self.log.getChild("ldap"))
+            except LDAPSSLConfigurationError as e:
+                self.log.error(
+                    "LDAP TLS settings cannot work (%s): check that tls_ca_file (or "
+                    "tls_kwargs['ca_certs_file']) names a readable PEM file",
+                    e,
+                )
+                raise LdapConfigurationError(503, UNAVAILABLE) from e
         return self._directory
 
     @property
@@ -210,15 +227,36 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
     @property
     def gate(self) -> LoginGate:
         if self._gate is None:
+            window = float(self.failed_login_window)
+            store = LockFile(self.login_lock_file, self.audit) if self.login_lock_file else None
             self._gate = LoginGate(
                 ThrottlePolicy(
                     username_limit=self.failed_login_limit,
                     address_limit=self.failed_login_address_limit,
-                    window_seconds=float(self.failed_login_window),
+                    spray_limit=self.failed_login_spray_limit,
+                    window_seconds=window,
+                    lock_seconds=window,
                 ),
                 self.audit,
+                store=store,
             )
         return self._gate
+
+    @property
+    def proxies(self) -> ProxyTrust:
+        if self._proxies is None:
+            self._proxies = ProxyTrust(self.trusted_proxies, self.log)
+        return self._proxies
+
+    async def client_address(self, handler: Any) -> str:
+        """The login request's client address (see trusted_proxies). The request's
+        ``remote_ip`` is set to it, so that JupyterHub's own log line shows the same."""
+        address = request_address(handler, await self.proxies.refresh())
+        request = getattr(handler, "request", None)
+        if request is not None and address != "unknown":
+            with contextlib.suppress(AttributeError):
+                request.remote_ip = address
+        return address
 
     # -- login ----------------------------------------------------------------------------------
 
@@ -246,8 +284,12 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         order = self._directory.health.order()
         return order[0].url if order else "none"
 
-    async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any]:
-        """Log in against the directory and record ``labhub_ldap_login_*`` metrics."""
+    async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Log in against the directory and record ``labhub_ldap_login_*`` metrics.
+
+        As in ldapauthenticator 2.0, None refuses the login (wrong password, unknown user,
+        invalid or blank name, blank password, not allowed, search_filter miss) and JupyterHub
+        shows its own message; lockouts raise HTTP 429 and an unreachable directory 503."""
         started = time.monotonic()
         before = self._down_marks()
         note: list[str] = [""]
@@ -258,6 +300,12 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             answered = "none" if note[0] == "invalid-username" else self._answering_server()
             record_login(time.monotonic() - started, failure_reason(e, note[0]), answered, down)
             raise
+        if model is None:
+            answered = "none" if note[0] == "invalid-username" else self._answering_server()
+            reason = note[0] or "bad-credentials"
+            down = self._newly_down(before)
+            record_login(time.monotonic() - started, reason, answered, down)
+            return None
         record_login(time.monotonic() - started, None, "", self._newly_down(before))
         return model
 
@@ -267,10 +315,10 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
 
     async def _check_login(
         self, handler: Any, data: dict[str, Any], note: list[str]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         raw = self._raw_username(handler, data)
         password = data.get("password")
-        address = client_address(handler)
+        address = await self.client_address(handler)
         gate = self.gate
         gate.before(raw, address)
         policy = UsernamePolicy(self.valid_username_regex, self.max_username_length)
@@ -278,10 +326,12 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             username = normalise_username(raw, policy)
         except InvalidUsernameError as e:
             note[0] = "invalid-username"
-            gate.failed(raw, address, f"invalid username ({e.problem.value})", e.message, 403)
+            gate.refused(raw, address, f"invalid username ({e.problem.value})")
+            return None
         if password_is_blank(password):
             note[0] = "bad-credentials"
-            gate.failed(username, address, "blank password", EMPTY_PASSWORD, 403)
+            gate.refused(username, address, "blank password")
+            return None
         gate.before(username, address)
         try:
             result = await self.directory.authenticate(username, str(password))
@@ -292,7 +342,11 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             raise LoginError(503, UNAVAILABLE) from None
         if result.user is None:
             note[0] = "bad-credentials"
-            gate.failed(username, address, result.reason, WRONG_CREDENTIALS, 403)
+            if result.password_ok:
+                gate.refused(username, address, result.reason)
+            else:
+                gate.failed(username, address, result.reason, str(password))
+            return None
         user = result.user
         login_name = self.normalize_username(
             user.username if self.use_lookup_dn_username else username
@@ -300,7 +354,8 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         model = self._auth_model(login_name, user)
         if not self.allow_all and not await self._allowed(login_name, model):
             note[0] = "not-in-group"
-            gate.failed(username, address, "not in allowed_groups", NOT_ALLOWED, 403)
+            gate.refused(username, address, "not in allowed_groups or allowed_users")
+            return None
         self._remember(login_name, model["groups"])
         gate.succeeded(
             username, address, f"server={user.server} groups={','.join(model['groups'])}"
@@ -314,9 +369,16 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             "name": name,
             "groups": groups,
             "auth_state": {
-                "user_dn": user.dn,
-                "ldap_groups": [g.dn for g in user.groups],
+                # As in ldapauthenticator: the allowed_groups entries the user is in.
+                "ldap_groups": [
+                    spec
+                    for spec in self.allowed_groups or []
+                    if matching_specs([spec], user.groups, mapping)
+                ],
                 "user_attributes": dict(user.attributes),
+                # LabHub's additions.
+                "user_dn": user.dn,
+                "ldap_group_dns": [g.dn for g in user.groups],
             },
         }
         if self.admin_groups:
@@ -326,7 +388,7 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
 
     def _directory_groups(self, auth_model: dict[str, Any]) -> list[DirectoryGroup]:
         state = auth_model.get("auth_state") or {}
-        groups = [DirectoryGroup(dn, _rdn_or(dn)) for dn in state.get("ldap_groups", [])]
+        groups = [DirectoryGroup(dn, _rdn_or(dn)) for dn in state.get("ldap_group_dns", [])]
         groups += [DirectoryGroup("", g) for g in auth_model.get("groups") or []]
         return groups
 
