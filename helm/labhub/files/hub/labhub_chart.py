@@ -120,6 +120,13 @@ def proxy_settings(v: ChartValues, env: dict[str, str]) -> tuple[str, dict[str, 
     return "ConfigurableHTTPProxy", {"should_start": False, "api_url": computed["proxyApiUrl"]}
 
 
+def trusted_proxies(v: ChartValues) -> list[str]:
+    """Loopback, the chart's proxy pods (headless Service ``<fullname>-proxy-peers``) and the
+    operator's ``hub.trustedProxies``."""
+    peers = f"{v.get('computed.fullname')}-proxy-peers"
+    return ["127.0.0.0/8", "::1/128", peers, *v.get("hub.trustedProxies", [])]
+
+
 def ldap_settings(v: ChartValues, env: dict[str, str]) -> dict[str, Any]:
     """Settings of ``c.LabLDAPAuthenticator`` (ldapauthenticator's trait names plus LabHub's)."""
     ldap = v.get("labhub.ldap")
@@ -142,7 +149,10 @@ def ldap_settings(v: ChartValues, env: dict[str, str]) -> dict[str, Any]:
         "admin_groups": set(groups["admin"]),
         "refresh_interval": int(ldap["refreshInterval"]),
         "failed_login_limit": int(ldap["failedLoginLimit"]),
+        "failed_login_address_limit": int(ldap["failedLoginAddressLimit"]),
+        "failed_login_spray_limit": int(ldap["failedLoginSprayLimit"]),
         "failed_login_window": int(ldap["failedLoginWindow"]),
+        "trusted_proxies": trusted_proxies(v),
         "allow_all": not groups["allowed"],
     }
     ca_file = v.get("computed.ldapCaFile", "")
