@@ -13,7 +13,8 @@ Printed per stack: login p50/p95, the hub-side spawn p50/p95 and its phases (pod
 admitted, running, server answering, route added: where the stack has the phase), hub CPU
 seconds per student, the hub's event-loop lag p99 (a 20 ms timer inside the hub process) and
 the errors; then the ratios LabHub/stock and LabHub/floor and the targets. ``--profile DIR``
-profiles each hub during the ``at-once`` burst and prints the top costs per spawn.
+profiles each hub during the ``at-once`` burst (``--profile-patterns`` chooses) and prints the
+top costs per spawn.
 
 ``--smoke`` runs 6 students on 4 slices, 6 within 2 s and 20 students at 10/s (about a minute
 on a small machine). Run with ``make bench``.
@@ -123,7 +124,7 @@ async def main(args: argparse.Namespace) -> None:
                 watch.informer.start()
                 await watch.informer.synced.wait()
                 try:
-                    for pattern in PATTERNS:
+                    for pattern in args.patterns.split(","):
                         for stack in STACKS:
                             users = [
                                 f"student{i:02d}"
@@ -138,8 +139,8 @@ async def main(args: argparse.Namespace) -> None:
                                 )
                             ]
                             profile = ""
-                            if args.profile and pattern == "at-once":
-                                profile = str(Path(args.profile).resolve() / stack)
+                            if args.profile and pattern in args.profile_patterns.split(","):
+                                profile = str(Path(args.profile).resolve() / pattern / stack)
                                 Path(profile).mkdir(parents=True, exist_ok=True)
                             hub = BenchHub(
                                 stack,
@@ -166,10 +167,13 @@ async def main(args: argparse.Namespace) -> None:
             slapd.stop()
     report(runs, size, slices)
     if args.profile:
-        for stack in ("labhub", "floor", "stock"):
-            path = Path(args.profile).resolve() / stack / "hub.prof"
-            if path.exists():
-                print(summary(LABELS[stack], path, runs[stack, "at-once"].expected_ready))
+        for pattern in PATTERNS:
+            for stack in ("labhub", "floor", "stock"):
+                path = Path(args.profile).resolve() / pattern / stack / "hub.prof"
+                if path.exists():
+                    run = runs[stack, pattern]
+                    count = run.expected_ready if run.spawns else len(run.users)
+                    print(summary(LABELS[stack], pattern, path, count))
 
 
 def fmt(value: float, unit: str = "s") -> str:
@@ -181,7 +185,7 @@ def fmt(value: float, unit: str = "s") -> str:
 
 
 def report(runs: dict[tuple[str, str], Run], size: Size, slices: int) -> None:
-    for pattern in PATTERNS:
+    for pattern in [p for p in PATTERNS if ("labhub", p) in runs]:
         sample = runs["labhub", pattern]
         what = {
             "at-once": f"{size.students} students at the same instant on {slices} slices",
@@ -238,7 +242,12 @@ def report(runs: dict[tuple[str, str], Run], size: Size, slices: int) -> None:
 
 
 def targets(runs: dict[tuple[str, str], Run]) -> None:
+    """The goals; those whose arrival patterns did not run are left out."""
     print()
+    ran = {p for _s, p in runs}
+    if not ran >= set(PATTERNS):
+        print(f"(only {', '.join(sorted(ran))} ran: the targets need every pattern)")
+        return
 
     def cpu(stack: str) -> float:
         burst = [runs[stack, p] for p in ("at-once", "spread")]
@@ -284,5 +293,23 @@ def targets(runs: dict[tuple[str, str], Run]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--profile", default="", help="profile each hub's at-once burst into DIR")
-    asyncio.run(main(benchlib.arguments(__doc__, parser)))
+    parser.add_argument(
+        "--patterns",
+        default=",".join(PATTERNS),
+        help=f"comma-separated arrival patterns to run (default: all of {', '.join(PATTERNS)})",
+    )
+    parser.add_argument("--profile", default="", help="profile each hub into DIR")
+    parser.add_argument(
+        "--profile-patterns",
+        default="at-once",
+        help="comma-separated arrival patterns to profile (default: at-once)",
+    )
+    arguments = benchlib.arguments(__doc__, parser)
+    for option in ("patterns", "profile_patterns"):
+        unknown = set(getattr(arguments, option).split(",")) - set(PATTERNS)
+        if unknown:
+            parser.error(
+                f"--{option.replace('_', '-')}: unknown pattern {', '.join(sorted(unknown))}; "
+                f"choose from {', '.join(PATTERNS)}"
+            )
+    asyncio.run(main(arguments))
