@@ -225,6 +225,12 @@ def report(runs: dict[tuple[str, str], Run], size: Size, slices: int) -> None:
         rows.append(
             ("loop lag p99 (ms)", {s: benchlib.pct(runs[s, pattern].lags(), 99) for s in STACKS})
         )
+        rows.append(
+            (
+                "loop lag max (ms)",
+                {s: max(runs[s, pattern].lags(), default=math.nan) for s in STACKS},
+            )
+        )
         rows.append(("errors", {s: float(len(runs[s, pattern].errors())) for s in STACKS}))
         for label, values in rows:
             unit = "n" if label == "errors" else ""

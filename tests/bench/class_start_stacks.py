@@ -4,8 +4,9 @@ configurable-http-proxy, database settings, admin token and in-hub probe (:mod:`
 * ``labhub``: LabHub as the tests run it (``lab-ldap`` + ``lab-kube`` with slice admission), the
   configuration of ``tests/hub/spawner/lab_hub.py``;
 * ``stock``: what a university would deploy instead: KubeSpawner with a ``profile_list`` whose
-  profile requests ``nvidia.com/mig-1g.10gb``, and ldapauthenticator's ``LDAPAuthenticator``
-  (blocking ldap3 binds on the hub's event loop), with the same directory settings;
+  profile requests ``nvidia.com/mig-1g.10gb`` and a home volume per student (Zero to
+  JupyterHub's default dynamic storage), and ldapauthenticator's ``LDAPAuthenticator`` (blocking
+  ldap3 binds on the hub's event loop), with the same directory settings;
 * ``floor``: JupyterHub with ``DummyAuthenticator`` and :class:`hub_probe.InstantSpawner`.
 
 The two Kubernetes stacks run the same light single-user server (``light_server.py``).
@@ -77,6 +78,15 @@ c.KubeSpawner.args = []
 c.KubeSpawner.start_timeout = {start_timeout}
 c.KubeSpawner.http_timeout = 120
 c.KubeSpawner.events_enabled = False
+# a home volume per student, as Zero to JupyterHub's default dynamic storage (and LabHub) do
+c.KubeSpawner.storage_pvc_ensure = True
+c.KubeSpawner.storage_capacity = "10Gi"
+c.KubeSpawner.storage_class = "ceph-rbd"
+c.KubeSpawner.pvc_name_template = "claim-{{user_server}}"
+c.KubeSpawner.volumes = [
+    {{"name": "home", "persistentVolumeClaim": {{"claimName": "claim-{{user_server}}"}}}}
+]
+c.KubeSpawner.volume_mounts = [{{"name": "home", "mountPath": "/home/jovyan"}}]
 c.KubeSpawner.profile_list = [{{
     "display_name": "Machine Learning 101",
     "slug": "ml-101",

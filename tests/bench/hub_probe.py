@@ -84,7 +84,7 @@ def install(events_path: str, profile_dir: str = "") -> None:
         try:
             result = await spawn(self, *args, **kwargs)
         except BaseException as err:
-            emit("spawn-error", user=self.name, message=str(err)[:300])
+            emit("spawn-error", user=self.name, message=(str(err) or repr(err))[:300])
             raise
         emit("spawn-end", user=self.name)
         return result
