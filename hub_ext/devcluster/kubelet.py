@@ -291,7 +291,7 @@ class Kubelet:
     def __init__(self, settings: KubeletSettings) -> None:
         self.settings = settings
         self.ips = IpPool(settings.node_index)
-        self._client = api_client(settings.api_url)
+        self._client = api_client(settings.api_url, node=settings.node_name)
         self.core = CoreV1Api(self._client)
         self.workers: dict[str, _PodWorker] = {}  # by pod uid
         self._informer = Informer(self._list_pods, self._on_pod, f"kubelet-{settings.node_name}")
