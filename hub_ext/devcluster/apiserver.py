@@ -198,7 +198,7 @@ class ApiServer:
             if server is not None and getattr(server, "sockets", None):
                 setattr(self, attr, server.sockets[0].getsockname()[1])
         self._runner = runner
-        credentials.register(self.url, self.gate.signer)
+        credentials.register(self.url, self.gate.signer, self.secure_url)
         self._ticker = asyncio.create_task(self._tick(), name="devcluster-apiserver-tick")
 
     async def stop(self) -> None:

@@ -26,6 +26,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_ext.devcluster import processes as proc
 from hub_ext.devcluster.apiserver import pod_log_path
+from hub_ext.devcluster.auth.kubelet_tokens import pod_tokens
 from hub_ext.devcluster.events import now_iso, record
 from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
 from hub_ext.devcluster.pod_status import qos_class, running, terminated, waiting
@@ -423,6 +424,7 @@ class Kubelet:
             out.configmaps[name] = await self._get(
                 self.core.read_namespaced_config_map, name, namespace
             )
+        await pod_tokens(self.core, pod, out)
         return out
 
     async def _get(self, call: Any, name: str, namespace: str) -> Obj | None:

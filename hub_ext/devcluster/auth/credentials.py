@@ -10,14 +10,17 @@ from __future__ import annotations
 from hub_ext.devcluster.auth.tokens import COMPONENTS, TokenSigner, node_user
 
 _SIGNERS: dict[str, TokenSigner] = {}
+_SECURE: dict[str, str] = {}
 
 
-def register(url: str, signer: TokenSigner) -> None:
+def register(url: str, signer: TokenSigner, secure: str = "") -> None:
     _SIGNERS[url.rstrip("/")] = signer
+    _SECURE[url.rstrip("/")] = secure
 
 
-def unregister(url: str) -> None:
-    _SIGNERS.pop(url.rstrip("/"), None)
+def secure_url(url: str) -> str:
+    """The HTTPS URL of the API server whose plain-HTTP URL is ``url`` ("" if unknown)."""
+    return _SECURE.get(url.rstrip("/"), "")
 
 
 def component_token(url: str, component: str = "controllers", node: str | None = None) -> str:
