@@ -30,6 +30,7 @@ from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
 from hub_ext.devcluster.auth import credentials
 from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
+from hub_ext.devcluster.auth.tokens import ANONYMOUS
 from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
@@ -275,10 +276,10 @@ class ApiServer:
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        ctx: Context | None = None
+        ctx = Context(ANONYMOUS, time.time())
         code = 500
         try:
-            ctx = self.gate.begin(request)
+            self.gate.begin(ctx, request)
             response = await self._handle(request, ctx)
             code = response.status
             return response

@@ -20,7 +20,7 @@ from hub_ext.devcluster.auth.defaults import cluster_role_bindings, cluster_role
 from hub_ext.devcluster.auth.rbac import Attributes, Authorizer
 from hub_ext.devcluster.auth.reviews import REVIEWS, review
 from hub_ext.devcluster.auth.tls import ClusterTLS
-from hub_ext.devcluster.auth.tokens import ANONYMOUS, UNSECURED, TokenSigner, UserInfo
+from hub_ext.devcluster.auth.tokens import UNSECURED, TokenSigner, UserInfo
 from hub_ext.devcluster.resources import BY_KEY
 from hub_ext.devcluster.store import Store
 
@@ -98,8 +98,8 @@ class Gate:
         return self.tls.ca_pem
 
     # -- per request ---------------------------------------------------------------------------
-    def begin(self, request: web.Request) -> Context:
-        ctx = Context(ANONYMOUS, time.time())
+    def begin(self, ctx: Context, request: web.Request) -> None:
+        """Authenticate and authorize ``request``, filling ``ctx`` as far as it gets."""
         if not request.secure and "Authorization" not in request.headers:
             ctx.user = UNSECURED  # the loopback plain-HTTP port, as the old insecure port
         else:
@@ -109,12 +109,10 @@ class Gate:
             ctx.impersonated = effective
         ctx.attrs = request_attributes(effective, request.method, request.path, request.query)
         self.authorizer.check(ctx.attrs)
-        return ctx
 
-    def finish(self, ctx: Context | None, request: web.Request, code: int) -> None:
+    def finish(self, ctx: Context, request: web.Request, code: int) -> None:
         if self.audit is None:
             return
-        ctx = ctx or Context(ANONYMOUS, time.time())
         attrs = ctx.attrs
         self.audit.record(
             uri=request.path_qs,
