@@ -262,19 +262,21 @@ RESTRICTED: tuple[Check, ...] = (
 )  # fmt: skip
 
 
+#: checks a restricted check replaces at the restricted level (as the real registry's overrides)
+OVERRIDDEN = {"capabilities_baseline", "hostPathVolumes", "seccompProfile_baseline"}
+
+
 def violations(level: str, spec: Obj) -> list[Violation]:
-    """What ``spec`` (a PodSpec) violates at ``level``, in the real controller's order."""
-    checks = {"baseline": BASELINE, "restricted": RESTRICTED}.get(level, ())
-    found = [v for check in checks if (v := check(spec)) is not None]
-    if level == "restricted":
-        # a restricted check replaces its baseline counterpart when both fire
-        found = [
-            v
-            for v in found
-            if v.check != "seccompProfile_baseline"
-            or not any(w.check == "seccompProfile_restricted" for w in found)
-        ]
-    return sorted(found, key=lambda v: v.check)
+    """What ``spec`` (a PodSpec) violates at ``level``, in the real controller's order: the
+    baseline checks by id, then the restricted ones by id."""
+    base = [v for check in BASELINE if (v := check(spec)) is not None]
+    if level == "baseline":
+        return sorted(base, key=lambda v: v.check)
+    if level != "restricted":
+        return []
+    extra = [v for check in RESTRICTED[len(BASELINE) :] if (v := check(spec)) is not None]
+    base = [v for v in base if v.check not in OVERRIDDEN]
+    return sorted(base, key=lambda v: v.check) + sorted(extra, key=lambda v: v.check)
 
 
 def policy(labels: dict[str, str]) -> dict[str, str]:
