@@ -9,7 +9,6 @@ The kubelet writes a pod's output to :func:`pod_log_path`, which ``pods/log`` se
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -17,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from hub_ext.devcluster import discovery, protobuf
@@ -31,11 +29,12 @@ from hub_ext.devcluster.api_tables import table, wants_table
 from hub_ext.devcluster.auth import credentials
 from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
 from hub_ext.devcluster.auth.tokens import ANONYMOUS
+from hub_ext.devcluster.kubeconfig import write_kubeconfig
 from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
-__all__ = ["ApiServer", "FaultInjector", "pod_log_path"]
+__all__ = ["ApiServer", "FaultInjector", "pod_log_path", "write_kubeconfig"]
 log = logging.getLogger(__name__)
 JSON = "application/json"
 MAX_WATCH_SECONDS = 1800
@@ -73,27 +72,6 @@ def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | 
     if sub is not None and sub not in rtype.subresources:
         return None
     return rtype, namespace, name, sub
-
-
-async def _protobuf_to_json(request: web.Request) -> None:
-    """Decode a protobuf body in place (see :mod:`hub_ext.devcluster.protobuf`); 415 else."""
-    content_type = request.headers.get("Content-Type", "")
-    if "protobuf" not in content_type and "cbor" not in content_type:
-        return
-    try:
-        if "cbor" in content_type:
-            raise protobuf.ProtobufError("CBOR bodies are not decoded")
-        obj = protobuf.decode(await request.read())
-    except protobuf.ProtobufError as exc:
-        raise ApiError(
-            415,
-            f"the body of the request was in an unknown format ({content_type}): {exc} - "
-            "accepted media types include: application/json, application/yaml, "
-            "application/vnd.kubernetes.protobuf (for the kinds kubectl creates), "
-            "application/merge-patch+json, application/strategic-merge-patch+json, "
-            "application/json-patch+json, application/apply-patch+yaml",
-        ) from exc
-    request._read_bytes = json.dumps(obj).encode()  # what request.read() returns from now on
 
 
 def _table_include(request: web.Request) -> str | None:
@@ -301,7 +279,7 @@ class ApiServer:
             found = self._discovery(request, parts)
             if found is not None:
                 return found
-            await _protobuf_to_json(request)
+            await protobuf.body_to_json(request)
             if request.method == "POST":
                 answer = await self.gate.serve(request, ctx, decode_body(await request.read()))
                 if answer is not None:
@@ -477,35 +455,3 @@ class ApiServer:
                 "items": items,
             }
         )
-
-
-def write_kubeconfig(
-    path: Path, server: str, ca_pem: str, token: str, namespace: str, user_name: str
-) -> Path:
-    """Write a kubeconfig (context ``labhub-devcluster``) for ``server`` with ``token``."""
-    ca = base64.b64encode(ca_pem.encode()).decode()
-    cluster = {"server": server, "certificate-authority-data": ca}
-    user: dict[str, Any] = {"token": token}
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "labhub-devcluster", "cluster": cluster}],
-        "users": [{"name": user_name, "user": user}],
-        "contexts": [
-            {
-                "name": "labhub-devcluster",
-                "context": {
-                    "cluster": "labhub-devcluster",
-                    "user": user_name,
-                    "namespace": namespace,
-                },
-            }
-        ],
-        "current-context": "labhub-devcluster",
-        "preferences": {},
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-    return path

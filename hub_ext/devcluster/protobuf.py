@@ -10,8 +10,14 @@ which the clients accept.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 from typing import Any
+
+from aiohttp import web
+
+from hub_ext.devcluster.api_errors import ApiError
 
 MAGIC = b"k8s\x00"
 Field = tuple[str, str, bool]  # json name, type, repeated
@@ -176,8 +182,6 @@ def _map_entry(value: bytes, binary: bool) -> tuple[str, str]:
         elif number == 2:
             val = bytes(item) if binary else bytes(item).decode("utf-8")
     if binary:
-        import base64
-
         return key, base64.b64encode(val if isinstance(val, bytes) else b"").decode()
     return key, str(val)
 
@@ -213,3 +217,24 @@ def decode(raw: bytes) -> dict[str, Any]:
     obj["apiVersion"] = type_meta.get("apiVersion", "")
     obj["kind"] = kind
     return obj
+
+
+async def body_to_json(request: web.Request) -> None:
+    """Decode a protobuf body in place (see :mod:`hub_ext.devcluster.protobuf`); 415 else."""
+    content_type = request.headers.get("Content-Type", "")
+    if "protobuf" not in content_type and "cbor" not in content_type:
+        return
+    try:
+        if "cbor" in content_type:
+            raise ProtobufError("CBOR bodies are not decoded")
+        obj = decode(await request.read())
+    except ProtobufError as exc:
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format ({content_type}): {exc} - "
+            "accepted media types include: application/json, application/yaml, "
+            "application/vnd.kubernetes.protobuf (for the kinds kubectl creates), "
+            "application/merge-patch+json, application/strategic-merge-patch+json, "
+            "application/json-patch+json, application/apply-patch+yaml",
+        ) from exc
+    request._read_bytes = json.dumps(obj).encode()  # what request.read() returns from now on
