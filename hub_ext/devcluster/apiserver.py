@@ -13,12 +13,13 @@ import contextlib
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster import discovery, protobuf
+from hub_ext.devcluster import apply, discovery, protobuf
 from hub_ext.devcluster.api_control import control
 from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
@@ -45,6 +46,12 @@ def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response
     return web.Response(
         body=json.dumps(obj).encode(), status=status, headers={"Content-Type": content_type}
     )
+
+
+def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    for text in warnings:
+        response.headers.add("Warning", warning_header(text))
+    return response
 
 
 def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | None] | None:
@@ -372,6 +379,11 @@ class ApiServer:
             return _json(self.objects.update(rtype, ns, name, decode_body(raw), sub))
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
+            if apply.is_apply(content_type):
+                obj, code, warnings = apply.server_side_apply(
+                    self.objects, partial(self.gate.admit, ctx), rtype, ns, name, sub, raw, query
+                )
+                return _with_warnings(_json(obj, code), warnings)
             return _json(self.objects.patch(rtype, ns, name, (content_type, raw), sub))
         options = self._delete_options(query, raw)
         return _json(self.objects.delete(rtype, ns, name, options))
@@ -432,10 +444,7 @@ class ApiServer:
             created = self.objects.create(rtype, ns, body, dry_run)
             if not dry_run:
                 self.gate.created(self.objects, rtype.key, created)
-            response = _json(created, 201)
-            for text in warnings:
-                response.headers.add("Warning", warning_header(text))
-            return response
+            return _with_warnings(_json(created, 201), warnings)
         if verb == "deletecollection":
             options = self._delete_options(query, await request.read())
             return _json(self.objects.delete_collection(rtype, selector, options))

@@ -113,6 +113,12 @@ SCHEMAS: dict[str, dict[int, Field]] = {
     },
     "RoleRef": {1: ("apiGroup", S, False), 2: ("kind", S, False), 3: ("name", S, False)},
     "Time": {1: ("seconds", I64, False), 2: ("nanos", I32, False)},
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", I64, False), 2: ("preconditions", "Preconditions", False),
+        3: ("orphanDependents", B, False), 4: ("propagationPolicy", S, False),
+        5: ("dryRun", S, True),
+    },
+    "Preconditions": {1: ("uid", S, False), 2: ("resourceVersion", S, False)},
 }  # fmt: skip
 
 
