@@ -130,13 +130,14 @@ def projected_files(
 
 
 def write_files(directory: Path, files: Mapping[str, str], mode: int = 0o644) -> None:
-    """Write ``files`` below ``directory``; paths that leave it are skipped."""
-    root = directory.resolve()
+    """Write ``files`` below ``directory``; paths that would leave it are skipped."""
     for relative, content in files.items():
-        target = (directory / relative).resolve()
-        if not relative or root not in target.parents:
+        parts = relative.split("/")
+        if not relative or relative.startswith("/") or ".." in parts or "" in parts:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = directory.joinpath(*parts)
+        if len(parts) > 1:
+            target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         target.chmod(mode)
 
