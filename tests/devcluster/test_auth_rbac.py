@@ -269,6 +269,20 @@ async def test_impersonation_is_checked(api: Api, tmp_path: Path) -> None:
     assert 'groups "x" is forbidden' in text and 'cannot impersonate resource "groups"' in text
 
 
+async def test_impersonation_through_kubernetes_asyncio(api: Api) -> None:
+    await limited_account(api)
+    async with await client_for(api.kubeconfig) as client:
+        client.set_default_header("Impersonate-User", SA)
+        core = CoreV1Api(client)
+        assert (await core.list_namespaced_pod("course")).items == []
+        with pytest.raises(ApiException) as denied:
+            await core.create_namespaced_pod("course", pod("z"))
+    assert status_of(denied.value)["message"] == (
+        f'pods is forbidden: User "{SA}" cannot create resource "pods" in API group "" in the '
+        'namespace "course"'
+    )
+
+
 async def test_tokens_expire_and_die_with_their_account(api: Api) -> None:
     await limited_account(api)
     token = await token_for(api)

@@ -289,19 +289,6 @@ def policy(labels: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def invalid_labels(labels: dict[str, str]) -> list[str]:
-    """Messages for pod-security labels with a value the controller does not know."""
-    bad = []
-    for mode in MODES:
-        key = f"{LABEL}{mode}"
-        if key in labels and labels[key] not in LEVELS:
-            bad.append(
-                f'metadata.labels[{key}]: Invalid value: "{labels[key]}": must be one of '
-                "privileged, baseline, restricted"
-            )
-    return bad
-
-
 def summary(level: str, found: list[Violation]) -> str:
     return f'PodSecurity "{level}:latest": ' + ", ".join(v.text() for v in found)
 
