@@ -34,7 +34,7 @@ _PATHS = {
 }
 
 
-def _helm() -> str:
+def helm_binary() -> str:
     """helm 4: $LABHUB_HELM, .tools/bin/helm, or helm on PATH (as the chart's tests find it)."""
     for candidate in (os.environ.get("LABHUB_HELM"), str(ROOT / ".tools" / "bin" / "helm")):
         if candidate and Path(candidate).is_file():
@@ -46,7 +46,7 @@ def _helm() -> str:
 
 def render_hub_rbac(namespace: str, *sets: str) -> list[dict[str, Any]]:
     """The hub's RBAC objects as ``helm template`` renders them for ``namespace``."""
-    args = [_helm(), "template", "labhub", str(CHART), "--namespace", namespace]
+    args = [helm_binary(), "template", "labhub", str(CHART), "--namespace", namespace]
     args += ["-f", str(CHART / "ci" / "defaults-values.yaml"), "--show-only", HUB_RBAC]
     for item in sets:
         args += ["--set", item]

@@ -11,7 +11,7 @@ from pathlib import Path
 import api_testing
 import pytest
 from api_testing import Api, kubectl
-from hub_rbac import _helm
+from hub_rbac import helm_binary
 from kubernetes_asyncio.client.exceptions import ApiException
 
 api = api_testing.api  # the fixture: a running API server and an admin client
@@ -97,7 +97,7 @@ async def test_helm_install_upgrade_and_uninstall(api: Api, tmp_path: Path) -> N
 
     async def helm(*args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            _helm(), *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            helm_binary(), *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         out, _ = await proc.communicate()
         assert proc.returncode == 0, out.decode()
