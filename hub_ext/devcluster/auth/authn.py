@@ -56,7 +56,7 @@ def authenticate(headers: Mapping[str, str], signer: TokenSigner, store: Store) 
     user = service_account_user(claims.namespace, claims.name, claims.uid)
     if claims.pod is None:
         return user
-    extra = {
+    extra: dict[str, tuple[str, ...]] = {
         "authentication.kubernetes.io/pod-name": (claims.pod[0],),
         "authentication.kubernetes.io/pod-uid": (claims.pod[1],),
     }
