@@ -133,7 +133,14 @@ class Objects:
         return body
 
     # -- verbs ---------------------------------------------------------------------------------
-    def create(self, rtype: ResourceType, namespace: str, body: Any, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        body: Any,
+        dry_run: bool = False,
+        managed: list[Obj] | None = None,
+    ) -> Obj:
         obj = self._object_body(rtype, body, namespace)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
@@ -152,6 +159,8 @@ class Objects:
             "selfLink",
         ):
             meta.pop(key, None)
+        if managed is not None:
+            meta["managedFields"] = managed  # server-side apply's field managers
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
         if "spec" in obj or rtype.has_status:

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from hub_ext.devcluster import discovery
+from hub_ext.devcluster import apply, discovery, protobuf
 from hub_ext.devcluster.api_control import control
 from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
@@ -28,11 +27,15 @@ from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
+from hub_ext.devcluster.auth import credentials
+from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
+from hub_ext.devcluster.auth.tokens import ANONYMOUS
+from hub_ext.devcluster.kubeconfig import write_kubeconfig
 from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
-__all__ = ["ApiServer", "FaultInjector", "pod_log_path"]
+__all__ = ["ApiServer", "FaultInjector", "pod_log_path", "write_kubeconfig"]
 log = logging.getLogger(__name__)
 JSON = "application/json"
 MAX_WATCH_SECONDS = 1800
@@ -43,6 +46,12 @@ def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response
     return web.Response(
         body=json.dumps(obj).encode(), status=status, headers={"Content-Type": content_type}
     )
+
+
+def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    for text in warnings:
+        response.headers.add("Warning", warning_header(text))
+    return response
 
 
 def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | None] | None:
@@ -108,14 +117,18 @@ class ApiServer:
         port: int = 0,
         *,
         token: str | None = None,
+        audit_log: Path | None = None,
+        secure_port: int = 0,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.host = host
         self.port = port
-        self.token = token
+        self.secure_port = secure_port
         self.faults = FaultInjector()
         self.store = Store()
         self.objects = Objects(self.store)
+        self.gate = Gate(self.store, self.state_dir, token, audit_log)
+        self.token = self.gate.signer.admin_token  # the kubeconfig's (cluster-admin) token
         self.bookmark_interval = 10.0
         self.snapshot_interval = 5.0
         self._runner: web.AppRunner | None = None
@@ -130,6 +143,11 @@ class ApiServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def secure_url(self) -> str:
+        """The HTTPS port (the cluster CA signs its certificate); kubectl and Helm use it."""
+        return f"https://{self.host}:{self.secure_port}"
+
+    @property
     def objects_dir(self) -> Path | None:
         return self.state_dir / "objects" if self.state_dir is not None else None
 
@@ -140,6 +158,7 @@ class ApiServer:
             self.store.load(self.objects_dir)
         self._loaded = True
         self.objects.ensure_system_namespaces()
+        self.gate.bootstrap(self.objects)
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(
@@ -147,15 +166,25 @@ class ApiServer:
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        secure = web.TCPSite(
+            runner,
+            self.host,
+            self.secure_port,
+            reuse_address=True,
+            ssl_context=self.gate.tls.server_context(),
+        )
         try:
             await site.start()
+            await secure.start()
         except OSError:
             await runner.cleanup()
             raise
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        for started, attr in ((site, "port"), (secure, "secure_port")):
+            server = started._server
+            if server is not None and getattr(server, "sockets", None):
+                setattr(self, attr, server.sockets[0].getsockname()[1])
         self._runner = runner
+        credentials.register(self.url, self.gate.signer, self.secure_url)
         self._ticker = asyncio.create_task(self._tick(), name="devcluster-apiserver-tick")
 
     async def stop(self) -> None:
@@ -173,6 +202,7 @@ class ApiServer:
             runner, self._runner = self._runner, None
             await runner.cleanup()
         self._save()
+        self.gate.close()
         restarting = self._restarting
         if restarting is not None and restarting is not asyncio.current_task():
             self._restarting = None
@@ -198,6 +228,7 @@ class ApiServer:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self.objects.reap(time.time())
+            self.gate.bootstrap(self.objects)  # as the ServiceAccount controllers do
             directory = self.objects_dir
             due = time.monotonic() - last_save >= self.snapshot_interval
             if directory is not None and self.store.dirty and due:
@@ -224,38 +255,27 @@ class ApiServer:
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """Write a kubeconfig for this server (context ``labhub-devcluster``)."""
-        user: dict[str, Any] = {"token": self.token} if self.token else {}
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "labhub-devcluster", "cluster": {"server": self.url}}],
-            "users": [{"name": "labhub-devcluster", "user": user}],
-            "contexts": [
-                {
-                    "name": "labhub-devcluster",
-                    "context": {
-                        "cluster": "labhub-devcluster",
-                        "user": "labhub-devcluster",
-                        "namespace": namespace,
-                    },
-                }
-            ],
-            "current-context": "labhub-devcluster",
-            "preferences": {},
-        }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        path.chmod(0o600)
-        return path
+        return write_kubeconfig(
+            path, self.secure_url, self.gate.ca_pem, self.token, namespace, "labhub-devcluster"
+        )
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        ctx = Context(ANONYMOUS, time.time())
+        code = 500
         try:
-            if self.token and not hmac.compare_digest(
-                request.headers.get("Authorization", "").encode(), f"Bearer {self.token}".encode()
-            ):
-                raise ApiError(401, "Unauthorized: send the bearer token from the kubeconfig")
+            self.gate.begin(ctx, request)
+            response = await self._handle(request, ctx)
+            code = response.status
+            return response
+        except ApiError as exc:
+            code = exc.code
+            return _json(exc.status(), exc.code)
+        finally:
+            self.gate.finish(ctx, request, code)
+
+    async def _handle(self, request: web.Request, ctx: Context) -> web.StreamResponse:
+        try:
             parts = [p for p in request.path.split("/") if p]
             if not parts:
                 return _json({"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]})
@@ -266,21 +286,17 @@ class ApiServer:
             found = self._discovery(request, parts)
             if found is not None:
                 return found
+            await protobuf.body_to_json(request)
+            if request.method == "POST":
+                answer = await self.gate.serve(request, ctx, decode_body(await request.read()))
+                if answer is not None:
+                    return _json(answer, 201)
             parsed = _parse_path(parts)
             if parsed is None:
                 raise ApiError(
                     404, f"the server could not find the requested resource ({request.path})"
                 )
-            content_type = request.headers.get("Content-Type", "")
-            if "protobuf" in content_type or "cbor" in content_type:
-                raise ApiError(
-                    415,
-                    f"the body of the request was in an unknown format ({content_type}) - "
-                    "accepted media types include: application/json, "
-                    "application/merge-patch+json, application/strategic-merge-patch+json, "
-                    "application/json-patch+json",
-                )
-            return await self._resource(request, *parsed)
+            return await self._resource(request, *parsed, ctx)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
 
@@ -326,7 +342,13 @@ class ApiServer:
         return _json(doc)
 
     async def _resource(
-        self, request: web.Request, rtype: ResourceType, ns: str, name: str | None, sub: str | None
+        self,
+        request: web.Request,
+        rtype: ResourceType,
+        ns: str,
+        name: str | None,
+        sub: str | None,
+        ctx: Context | None = None,
     ) -> web.StreamResponse:
         query = request.query
         watching = _flag(query.get("watch"))
@@ -337,7 +359,7 @@ class ApiServer:
         if error is not None:
             raise error
         if name is None:
-            return await self._collection(request, rtype, ns, verb)
+            return await self._collection(request, rtype, ns, verb, ctx)
         if sub == "log":
             pod = self.objects.existing(rtype, ns, name)
             return await serve_log(request, self.store, self.state_dir, pod)
@@ -357,6 +379,11 @@ class ApiServer:
             return _json(self.objects.update(rtype, ns, name, decode_body(raw), sub))
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
+            if apply.is_apply(content_type):
+                obj, code, warnings = apply.server_side_apply(
+                    self.objects, partial(self.gate.admit, ctx), rtype, ns, name, sub, raw, query
+                )
+                return _with_warnings(_json(obj, code), warnings)
             return _json(self.objects.patch(rtype, ns, name, (content_type, raw), sub))
         options = self._delete_options(query, raw)
         return _json(self.objects.delete(rtype, ns, name, options))
@@ -383,7 +410,7 @@ class ApiServer:
         return options
 
     async def _collection(
-        self, request: web.Request, rtype: ResourceType, ns: str, verb: str
+        self, request: web.Request, rtype: ResourceType, ns: str, verb: str, ctx: Context | None
     ) -> web.StreamResponse:
         query = request.query
         selector = self._selector(rtype, ns, query)
@@ -413,7 +440,11 @@ class ApiServer:
         if verb == "create":
             body = decode_body(await request.read())
             dry_run = query.get("dryRun") == "All"
-            return _json(self.objects.create(rtype, ns, body, dry_run), 201)
+            warnings = self.gate.admit(ctx, rtype.key, ns, body)
+            created = self.objects.create(rtype, ns, body, dry_run)
+            if not dry_run:
+                self.gate.created(self.objects, rtype.key, created)
+            return _with_warnings(_json(created, 201), warnings)
         if verb == "deletecollection":
             options = self._delete_options(query, await request.read())
             return _json(self.objects.delete_collection(rtype, selector, options))

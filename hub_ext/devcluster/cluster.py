@@ -41,6 +41,7 @@ class DevClusterOptions:
     monitor_grace: float = 40.0
     scheduler_names: tuple[str, ...] = (COMPONENT,)
     namespace: str = "default"
+    audit_log: Path | None = None  # one JSON line per API request (audit.k8s.io/v1 Event)
 
 
 class DevCluster:
@@ -53,7 +54,10 @@ class DevCluster:
         self.state_dir = Path(state_dir)
         self.options = options or DevClusterOptions()
         self.api = ApiServer(
-            state_dir=self.state_dir, host=self.options.host, port=self.options.port
+            state_dir=self.state_dir,
+            host=self.options.host,
+            port=self.options.port,
+            audit_log=self.options.audit_log,
         )
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.scheduler: Scheduler | None = None

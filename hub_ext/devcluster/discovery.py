@@ -14,8 +14,9 @@ SUB_VERBS = {
     "status": ["get", "patch", "update"],
     "binding": ["create"],
     "log": ["get"],
+    "token": ["create"],
 }
-SUB_KINDS = {"binding": "Binding"}
+SUB_KINDS = {"binding": "Binding", "token": "TokenRequest"}
 
 
 def version_info() -> Obj:

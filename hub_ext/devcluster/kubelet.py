@@ -26,6 +26,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_ext.devcluster import processes as proc
 from hub_ext.devcluster.apiserver import pod_log_path
+from hub_ext.devcluster.auth.kubelet_tokens import RootCACache, pod_tokens
 from hub_ext.devcluster.events import now_iso, record
 from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
 from hub_ext.devcluster.pod_status import qos_class, running, terminated, waiting
@@ -291,7 +292,8 @@ class Kubelet:
     def __init__(self, settings: KubeletSettings) -> None:
         self.settings = settings
         self.ips = IpPool(settings.node_index)
-        self._client = api_client(settings.api_url)
+        self._client = api_client(settings.api_url, node=settings.node_name)
+        self._root_ca = RootCACache()
         self.core = CoreV1Api(self._client)
         self.workers: dict[str, _PodWorker] = {}  # by pod uid
         self._informer = Informer(self._list_pods, self._on_pod, f"kubelet-{settings.node_name}")
@@ -417,9 +419,10 @@ class Kubelet:
         namespace = (pod.get("metadata") or {}).get("namespace") or "default"
         secrets, configmaps = proc.referenced_objects(pod)
         out = proc.Lookups()
+        await pod_tokens(self.core, pod, out, self._root_ca)
         for name in secrets:
             out.secrets[name] = await self._get(self.core.read_namespaced_secret, name, namespace)
-        for name in configmaps:
+        for name in configmaps - set(out.configmaps):
             out.configmaps[name] = await self._get(
                 self.core.read_namespaced_config_map, name, namespace
             )

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub_ext.devcluster import projected
 from hub_ext.devcluster.quantity import to_units
 
 Obj = Mapping[str, Any]
@@ -65,6 +66,8 @@ class Lookups:
 
     secrets: dict[str, Obj | None] = field(default_factory=dict)
     configmaps: dict[str, Obj | None] = field(default_factory=dict)
+    tokens: dict[projected.TokenKey, str] = field(default_factory=dict)  # TokenRequest answers
+    service_env: dict[str, str] = field(default_factory=dict)  # KUBERNETES_SERVICE_HOST ...
 
 
 def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
@@ -89,7 +92,8 @@ def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
             secrets.add(volume["secret"].get("secretName", ""))
         if "configMap" in volume:
             configmaps.add(volume["configMap"].get("name", ""))
-    return secrets, configmaps
+    more_secrets, more_configmaps = projected.referenced(pod)
+    return secrets | more_secrets, configmaps | more_configmaps
 
 
 def _object_data(obj: Obj | None, binary: bool) -> dict[str, str]:
@@ -145,7 +149,7 @@ def expand(value: str, env: Mapping[str, str]) -> str:
 
 def container_env(pod: Obj, container: Obj, lookups: Lookups) -> dict[str, str]:
     """The container's environment as Kubernetes would set it (without the host base)."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(lookups.service_env)
     for env_from in container.get("envFrom") or []:
         prefix = env_from.get("prefix") or ""
         for kind, table, binary in (
@@ -224,6 +228,13 @@ def prepare_volumes(pod: Obj, paths: PodPaths, lookups: Lookups) -> dict[str, Pa
             files = _object_data(lookups.secrets.get(volume["secret"].get("secretName", "")), True)
         elif "configMap" in volume:
             files = _object_data(lookups.configmaps.get(volume["configMap"].get("name", "")), False)
+        elif "projected" in volume:
+            projected.write_files(
+                path,
+                projected.projected_files(
+                    pod, volume, lookups.secrets, lookups.configmaps, lookups.tokens
+                ),
+            )
         for key, value in files.items():
             if "/" not in key and key not in (".", ".."):
                 (path / key).write_text(value, encoding="utf-8")

@@ -43,6 +43,7 @@ class ResourceType:
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 _ALL = ("all",)
+_RBAC = "rbac.authorization.k8s.io"
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
     ResourceType("", "v1", "nodes", "Node", False, ("no",), ("status",)),
@@ -55,8 +56,12 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     ResourceType("", "v1", "secrets", "Secret", True),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), ("token",)),
     ResourceType("", "v1", "events", "Event", True, ("ev",)),
+    ResourceType(_RBAC, "v1", "roles", "Role", True),
+    ResourceType(_RBAC, "v1", "rolebindings", "RoleBinding", True),
+    ResourceType(_RBAC, "v1", "clusterroles", "ClusterRole", False),
+    ResourceType(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
