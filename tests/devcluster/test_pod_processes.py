@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hub_ext.devcluster import processes as proc
+from hub_ext.devcluster.kubelet import processes as proc
 
 PY = sys.executable
 

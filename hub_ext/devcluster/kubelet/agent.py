@@ -24,11 +24,11 @@ import aiohttp
 from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster import processes as proc
+from hub_ext.devcluster.kubelet import processes as proc
 from hub_ext.devcluster.apiserver import pod_log_path
 from hub_ext.devcluster.events import now_iso, record
 from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
-from hub_ext.devcluster.pod_status import qos_class, running, terminated, waiting
+from hub_ext.devcluster.kubelet.pod_status import qos_class, running, terminated, waiting
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
