@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from hub_ext.devcluster.apiserver import ApiServer
 from hub_ext.devcluster.config import ClusterConfig, node_object, storage_class_object
 from hub_ext.devcluster.informer import api_client, request
-from hub_ext.devcluster.kubelet import Kubelet, KubeletSettings
+from hub_ext.devcluster.kubelet.agent import Kubelet, KubeletSettings
 from hub_ext.devcluster.nodes import LifecycleSettings, NodeAgent, NodeLifecycleController
 from hub_ext.devcluster.scheduler import COMPONENT, Scheduler
 from hub_ext.devcluster.volumes import VolumeProvisioner

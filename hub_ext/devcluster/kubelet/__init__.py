@@ -1,5 +1,6 @@
-"""The kubelet: runs the pods bound to one node as local processes (see :mod:`.agent`)."""
+"""The kubelet: runs the pods bound to one node as local processes.
 
-from hub_ext.devcluster.kubelet.agent import IpPool, Kubelet, KubeletSettings
-
-__all__ = ["IpPool", "Kubelet", "KubeletSettings"]
+:mod:`.agent` watches the node's pods and reports their status, :mod:`.runtime` starts a
+container in its own mount namespace, :mod:`.volumes` builds its volumes, :mod:`.probes` runs
+its probes, :mod:`.exec` serves ``pods/exec``, :mod:`.images` maps images to host commands.
+"""

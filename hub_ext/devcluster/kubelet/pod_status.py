@@ -1,4 +1,4 @@
-"""Pod status pieces as the kubelet reports them: QoS class and container states."""
+"""Pod status pieces as the kubelet reports them: QoS class and container statuses."""
 
 from __future__ import annotations
 
@@ -21,42 +21,46 @@ def qos_class(pod: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def _base(container: Obj) -> Obj:
+def waiting_state(reason: str, message: str = "") -> Obj:
+    return {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+
+
+def running_state(started: str) -> Obj:
+    return {"running": {"startedAt": started}}
+
+
+def terminated_state(code: int, started: str, finished: str, pid: int | None, reason: str = "") -> Obj:
     return {
+        "terminated": {
+            "exitCode": code,
+            "reason": reason or ("Completed" if code == 0 else "Error"),
+            "startedAt": started or None,
+            "finishedAt": finished,
+            "containerID": f"devcluster://{pid}",
+        }
+    }
+
+
+def container_status(
+    container: Obj,
+    state: Obj,
+    *,
+    restarts: int = 0,
+    last_state: Obj | None = None,
+    ready: bool = False,
+    started: bool = False,
+    pid: int | None = None,
+) -> Obj:
+    out: Obj = {
         "name": container.get("name", ""),
         "image": container.get("image", ""),
         "imageID": "",
-        "restartCount": 0,
+        "restartCount": restarts,
+        "ready": ready,
+        "started": started,
+        "state": state,
+        "lastState": last_state or {},
     }
-
-
-def waiting(container: Obj, reason: str, message: str) -> Obj:
-    state = {"reason": reason, **({"message": message} if message else {})}
-    return {**_base(container), "ready": False, "started": False, "state": {"waiting": state}}
-
-
-def running(container: Obj, started: str, pid: int | None) -> Obj:
-    return {
-        **_base(container),
-        "containerID": f"devcluster://{pid}",
-        "ready": True,
-        "started": True,
-        "state": {"running": {"startedAt": started}},
-    }
-
-
-def terminated(container: Obj, code: int, finished: str, pid: int | None) -> Obj:
-    return {
-        **_base(container),
-        "containerID": f"devcluster://{pid}",
-        "ready": False,
-        "started": False,
-        "state": {
-            "terminated": {
-                "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
-                "finishedAt": finished,
-                "containerID": f"devcluster://{pid}",
-            }
-        },
-    }
+    if pid is not None:
+        out["containerID"] = f"devcluster://{pid}"
+    return out

@@ -1,18 +1,16 @@
-"""Running a pod's container as a local process: environment, volumes, pod IP, signals.
+"""Running a pod's container as a local process: command line, environment, pod IP, signals.
 
-The development cluster has no container runtime. Each container's ``command`` + ``args`` run on
-the host, in a new session (its own process group); without ``command`` the ``args`` alone are
-the command line, as if the image's entrypoint were an exec wrapper such as ``tini --`` (the
-image's own ENTRYPOINT is unknown). The process runs with:
+The development cluster has no container runtime. A container's command line follows
+Kubernetes' rules: ``command`` replaces the image's ENTRYPOINT and ``args`` its CMD, where the
+image's entrypoint and cmd come from the cluster file's image map (:mod:`.images`). The process
+runs the host binary in a new session (its own process group), in its own mount namespace where
+its volumes appear at their ``mountPath`` (:mod:`.runtime`), with:
 
 - the pod's ``env`` and ``envFrom`` (``valueFrom`` secret, configMap, fieldRef and
   resourceFieldRef resolved, ``$(VAR)`` references expanded);
+- ``HOME`` from the env, else the image map's ``home``, else a directory in the pod's sandbox;
 - its loopback pod IP (``127.x.y.z``) substituted for ``0.0.0.0`` in the args and env values,
-  because every pod shares the host network and must listen on its own address only;
-- every ``volumeMounts[].mountPath`` prefix in the args and env values (and ``workingDir``,
-  ``HOME``) replaced by the host directory that backs the volume: a PersistentVolumeClaim is the
-  directory ``<state_dir>/volumes/<namespace>/<claim>``, which outlives the pod like an RBD
-  volume; emptyDir, configMap and secret volumes live in the pod's sandbox directory.
+  because every pod shares the host network and must listen on its own address only.
 
 Stopping sends SIGTERM to the process group, waits the grace period, then sends SIGKILL. The
 whole group is killed when the main process ends, so no descendant outlives its pod.
@@ -27,12 +25,23 @@ import os
 import re
 import shutil
 import signal
-from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub_ext.devcluster.kubelet import runtime
+from hub_ext.devcluster.kubelet.images import (
+    ImageEntry,
+    ImagePullError,
+    KubeletConfig,
+    container_argv,
+)
+from hub_ext.devcluster.kubelet.volumes import Lookups, Mount, object_data
 from hub_ext.devcluster.quantity import to_units
+
+__all__ = ["ContainerConfigError", "LaunchSpec", "Lookups", "PodPaths", "PodProcess"]
 
 Obj = Mapping[str, Any]
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV")
@@ -55,16 +64,9 @@ class LaunchSpec:
 
     argv: tuple[str, ...]
     env: Mapping[str, str]
-    cwd: Path
+    cwd: Path  # inside the container
     log_path: Path
-
-
-@dataclass
-class Lookups:
-    """Secrets and config maps of the pod's namespace, by name (``None`` when absent)."""
-
-    secrets: dict[str, Obj | None] = field(default_factory=dict)
-    configmaps: dict[str, Obj | None] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
 
 
 def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
@@ -72,7 +74,7 @@ def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
     secrets: set[str] = set()
     configmaps: set[str] = set()
     spec = pod.get("spec") or {}
-    for container in spec.get("containers") or []:
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
         for env in container.get("env") or []:
             source = env.get("valueFrom") or {}
             if "secretKeyRef" in source:
@@ -89,19 +91,19 @@ def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
             secrets.add(volume["secret"].get("secretName", ""))
         if "configMap" in volume:
             configmaps.add(volume["configMap"].get("name", ""))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if "secret" in source:
+                secrets.add(source["secret"].get("name", ""))
+            if "configMap" in source:
+                configmaps.add(source["configMap"].get("name", ""))
     return secrets, configmaps
 
 
 def _object_data(obj: Obj | None, binary: bool) -> dict[str, str]:
-    if obj is None:
-        return {}
-    out = {k: str(v) for k, v in (obj.get("stringData") or {}).items()}
-    for key, value in (obj.get("data") or {}).items():
-        out[key] = base64.b64decode(value).decode("utf-8", "replace") if binary else str(value)
-    return out
+    return {k: v.decode("utf-8", "replace") for k, v in object_data(obj, binary).items()}
 
 
-def _field_ref(pod: Obj, path: str) -> str:
+def field_ref(pod: Obj, path: str) -> str:
     meta = pod.get("metadata") or {}
     match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
     if match:
@@ -122,7 +124,7 @@ def _field_ref(pod: Obj, path: str) -> str:
     return str(simple[path] or "")
 
 
-def _resource_ref(container: Obj, ref: Obj) -> str:
+def resource_ref(container: Obj, ref: Obj) -> str:
     resource = str(ref.get("resource", ""))
     kind, _, name = resource.partition(".")
     values = (container.get("resources") or {}).get(kind) or {}
@@ -175,9 +177,9 @@ def container_env(pod: Obj, container: Obj, lookups: Lookups) -> dict[str, str]:
 
 def _value_from(pod: Obj, container: Obj, source: Obj, lookups: Lookups) -> str | None:
     if "fieldRef" in source:
-        return _field_ref(pod, str(source["fieldRef"].get("fieldPath", "")))
+        return field_ref(pod, str(source["fieldRef"].get("fieldPath", "")))
     if "resourceFieldRef" in source:
-        return _resource_ref(container, source["resourceFieldRef"])
+        return resource_ref(container, source["resourceFieldRef"])
     for kind, table, binary, what in (
         ("secretKeyRef", lookups.secrets, True, "secret"),
         ("configMapKeyRef", lookups.configmaps, False, "configmap"),
@@ -203,81 +205,35 @@ def _value_from(pod: Obj, container: Obj, source: Obj, lookups: Lookups) -> str 
 class PodPaths:
     """Host directories for one pod."""
 
-    sandbox: Path  # per pod run: emptyDir, configMap and secret volumes, default HOME/cwd
+    sandbox: Path  # per pod run: emptyDir, configMap and secret volumes, default HOME
     volumes_root: Path  # <state_dir>/volumes: PVC directories, kept across pods
 
 
-def prepare_volumes(pod: Obj, paths: PodPaths, lookups: Lookups) -> dict[str, Path]:
-    """Create the host directory of every volume of the pod; returns volume name -> path."""
-    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-    out: dict[str, Path] = {}
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
-        name = volume.get("name", "")
-        if "persistentVolumeClaim" in volume:
-            claim = volume["persistentVolumeClaim"].get("claimName", name)
-            path = paths.volumes_root / namespace / claim
-        else:
-            path = paths.sandbox / "volumes" / name
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        files: dict[str, str] = {}
-        if "secret" in volume:
-            files = _object_data(lookups.secrets.get(volume["secret"].get("secretName", "")), True)
-        elif "configMap" in volume:
-            files = _object_data(lookups.configmaps.get(volume["configMap"].get("name", "")), False)
-        for key, value in files.items():
-            if "/" not in key and key not in (".", ".."):
-                (path / key).write_text(value, encoding="utf-8")
-        out[name] = path
-    return out
-
-
-def _substitute(value: str, pod_ip: str, mounts: list[tuple[str, str]]) -> str:
-    """Replace 0.0.0.0 by the pod IP and every mount path (as a whole path prefix, wherever
-    it appears: "/home/jovyan", "--dir=/home/jovyan/work", "open('/home/jovyan/x')") by the
-    host directory of its volume. ``mounts`` is sorted longest path first."""
-    value = _ANY_ADDRESS.sub(pod_ip, value)
-    for mount_path, host_path in mounts:
-        if mount_path == "/":
-            continue
-        pattern = re.compile(r"(?<![\w./-])" + re.escape(mount_path) + r"(?![\w.-])")
-        value = pattern.sub(lambda _m, h=host_path: h, value)
-    return value
-
-
 def launch_spec(
-    pod: Obj, container: Obj, env: Mapping[str, str], volumes: Mapping[str, Path], paths: PodPaths
+    pod: Obj,
+    container: Obj,
+    env: Mapping[str, str],
+    mounts: Sequence[Mount],
+    paths: PodPaths,
+    config: KubeletConfig,
 ) -> LaunchSpec:
-    """Build the host command line, environment and working directory of a container."""
+    """Build the command line, environment and working directory of a container: the image
+    map's entrypoint/cmd under Kubernetes' command/args rules, ``$(VAR)`` expanded, 0.0.0.0
+    replaced by the pod IP. Paths are those inside the container (see :mod:`.runtime`)."""
     pod_ip = str((pod.get("status") or {}).get("podIP") or "127.0.0.1")
-    argv_raw = [*(container.get("command") or []), *(container.get("args") or [])]
-    if not argv_raw:
-        raise ContainerConfigError(
-            "CreateContainerError",
-            "the devcluster runs no images: the container needs a command or args "
-            "to run on the host",
-        )
-    mounts = sorted(
-        (
-            (str(m.get("mountPath", "")).rstrip("/") or "/", str(volumes[m["name"]]))
-            for m in container.get("volumeMounts") or []
-            if m.get("name") in volumes and m.get("mountPath")
-        ),
-        key=lambda item: -len(item[0]),
-    )
+    try:
+        argv_raw = container_argv(container, config)
+    except ImagePullError as exc:
+        raise ContainerConfigError(exc.reason, exc.message) from exc
+    entry = config.image(str(container.get("image") or "")) or ImageEntry()
     full_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
     full_env["HOSTNAME"] = str((pod.get("metadata") or {}).get("name", ""))
-    full_env["HOME"] = str(paths.sandbox / "home")
-    full_env.update({k: _substitute(v, pod_ip, mounts) for k, v in env.items()})
-    home_mount = next((h for m, h in mounts if m.startswith("/home/") or m == "/home"), None)
-    if "HOME" not in env and home_mount:
-        full_env["HOME"] = home_mount
-    argv = tuple(_substitute(expand(str(a), full_env), pod_ip, mounts) for a in argv_raw)
-    working_dir = container.get("workingDir")
-    cwd = Path(_substitute(str(working_dir), pod_ip, mounts)) if working_dir else None
-    if cwd is None or not cwd.is_dir():
-        cwd = Path(home_mount) if home_mount else paths.sandbox / "home"
-    Path(full_env["HOME"]).mkdir(parents=True, exist_ok=True)
-    cwd.mkdir(parents=True, exist_ok=True)
+    full_env["HOME"] = entry.home or str(paths.sandbox / "home")
+    full_env.update({k: _ANY_ADDRESS.sub(pod_ip, v) for k, v in env.items()})
+    argv = tuple(_ANY_ADDRESS.sub(pod_ip, expand(str(a), full_env)) for a in argv_raw)
+    cwd = str(container.get("workingDir") or entry.working_dir or full_env["HOME"])
+    if full_env["HOME"].startswith(str(paths.sandbox)):
+        Path(full_env["HOME"]).mkdir(parents=True, exist_ok=True)
     executable = shutil.which(argv[0], path=full_env.get("PATH")) if argv else None
     if executable is None:
         raise ContainerConfigError(
@@ -285,7 +241,7 @@ def launch_spec(
             f'exec: "{argv[0] if argv else ""}": executable file not found in $PATH',
         )
     log_path = paths.sandbox / "container.log"
-    return LaunchSpec((executable, *argv[1:]), full_env, cwd, log_path)
+    return LaunchSpec((executable, *argv[1:]), full_env, Path(cwd), log_path, tuple(mounts))
 
 
 def _pdeathsig_prefix() -> tuple[str, ...]:
@@ -305,6 +261,7 @@ class PodProcess:
     def __init__(self, spec: LaunchSpec, on_output: Callable[[Path], None] | None = None) -> None:
         self.spec = spec
         self._proc: asyncio.subprocess.Process | None = None
+        self._copier: asyncio.Task[None] | None = None
         self._on_output = on_output
 
     @property
@@ -316,25 +273,40 @@ class PodProcess:
         return self._proc.returncode if self._proc else None
 
     async def start(self) -> None:
-        self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.spec.log_path, "ab", buffering=0) as log:
-            self._proc = await asyncio.create_subprocess_exec(
-                *_PDEATHSIG,
-                *self.spec.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=str(self.spec.cwd),
-                env=dict(self.spec.env),
-                start_new_session=True,
-            )
+        spec = self.spec
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv, cwd = spec.argv, spec.cwd
+        if runtime.needs_namespace(spec.mounts, spec.cwd, spec.env.get("HOME", "/")):
+            workdir = spec.log_path.parent / "init" / f"{spec.log_path.stem}"
+            argv = runtime.wrap(argv, spec.mounts, spec.cwd, spec.env.get("HOME", "/"), workdir)
+            cwd = Path("/")
+        self._proc = await asyncio.create_subprocess_exec(
+            *_PDEATHSIG,
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=str(cwd),
+            env=dict(spec.env),
+            start_new_session=True,
+        )
+        assert self._proc.stdout is not None
+        self._copier = asyncio.create_task(_copy_log(self._proc.stdout, spec.log_path))
 
     async def wait(self) -> int:
         """Wait for the main process; then kill what is left of its process group."""
         assert self._proc is not None
         code = await self._proc.wait()
         self._kill_group(signal.SIGKILL)
+        await self.flush()
         return _exit_code(code)
+
+    async def flush(self) -> None:
+        """Wait (briefly) until the output is in the log file."""
+        if self._copier is not None:
+            with contextlib.suppress(TimeoutError, OSError):
+                async with asyncio.timeout(2.0):
+                    await asyncio.shield(self._copier)
 
     def _kill_group(self, sig: int) -> None:
         if self._proc is None:
@@ -355,6 +327,20 @@ class PodProcess:
         code = await self._proc.wait()
         self._kill_group(signal.SIGKILL)
         return _exit_code(code)
+
+
+async def _copy_log(stream: asyncio.StreamReader, path: Path) -> None:
+    """Append the output to ``path``, each line after its RFC 3339 timestamp (CRI style)."""
+    with open(path, "ab", buffering=0) as log:
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line over the stream limit: take what is there
+                line = await stream.read(65536)
+            if not line:
+                return
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            log.write(stamp + b" " + line)
 
 
 def _exit_code(code: int) -> int:
