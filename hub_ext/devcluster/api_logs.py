@@ -43,9 +43,7 @@ def _container(pod: dict[str, Any], query: Any) -> str:
     wanted = query.get("container")
     if wanted:
         if wanted not in every:
-            raise bad_request(
-                f"container {wanted} is not valid for pod {name}"
-            )
+            raise bad_request(f"container {wanted} is not valid for pod {name}")
         return str(wanted)
     if len(names) == 1:
         return str(names[0])

@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 
 from hub_ext.devcluster import discovery
+from hub_ext.devcluster.kubelet.exec import serve_exec
 from hub_ext.devcluster.api_control import control
 from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
@@ -341,6 +342,8 @@ class ApiServer:
         if sub == "log":
             pod = self.objects.existing(rtype, ns, name)
             return await serve_log(request, self.store, self.state_dir, pod)
+        if sub == "exec":
+            return await serve_exec(request, self.objects.existing(rtype, ns, name))
         if verb == "get":
             obj = self.objects.existing(rtype, ns, name)
             if sub is None and wants_table(request.headers.get("Accept", "")):

@@ -103,7 +103,9 @@ class DevCluster:
         await self.scheduler.start()
         self._started.append(self.scheduler)
         for index, spec in enumerate(self.config.nodes):
-            kubelet = Kubelet(KubeletSettings(url, spec.name, index, self.state_dir))
+            kubelet = Kubelet(
+                KubeletSettings(url, spec.name, index, self.state_dir, self.config.kubelet)
+            )
             await kubelet.start()
             self.kubelets[spec.name] = kubelet
             self._started.append(kubelet)

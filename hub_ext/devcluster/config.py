@@ -37,7 +37,11 @@ import yaml
 
 if TYPE_CHECKING:
     from hub_ext.core.mig import GpuModel, MigProfile
-from hub_ext.devcluster.kubelet.images import KubeletConfig, KubeletConfigError, parse_kubelet_config
+from hub_ext.devcluster.kubelet.images import (
+    KubeletConfig,
+    KubeletConfigError,
+    parse_kubelet_config,
+)
 from hub_ext.devcluster.quantity import QuantityError, format_units, to_units
 
 REFERENCE_LAB = "reference-lab.yaml"

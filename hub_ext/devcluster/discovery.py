@@ -14,8 +14,9 @@ SUB_VERBS = {
     "status": ["get", "patch", "update"],
     "binding": ["create"],
     "log": ["get"],
+    "exec": ["create", "get"],
 }
-SUB_KINDS = {"binding": "Binding"}
+SUB_KINDS = {"binding": "Binding", "exec": "PodExecOptions"}
 
 
 def version_info() -> Obj:

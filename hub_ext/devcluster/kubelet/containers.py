@@ -54,6 +54,7 @@ class ContainerRun:
         self.up = asyncio.Event()  # started (a startup probe, if any, succeeded)
         self._started_at = ""
         self._kill: str | None = None
+        self.ever_started = False
 
     @property
     def policy(self) -> str:
@@ -92,7 +93,8 @@ class ContainerRun:
                     self.policy == "Never" or (self.policy == "OnFailure" and code == 0)
                 ):
                     break
-                if code is None and self.policy == "Never":
+                pulling = self.state.get("waiting", {}).get("reason") == "ErrImagePull"
+                if code is None and self.policy == "Never" and not pulling:
                     break
                 delay = self._backoff(time.monotonic() - began)
                 if code is not None:
@@ -140,16 +142,22 @@ class ContainerRun:
         """One instance: its exit code, or None when it could not be started."""
         w = self.worker
         try:
-            self.process = await w.start_process(self.container, rotate=self.restarts > 0 or bool(self.last_state))
+            self.process = await w.start_process(
+                self.container, rotate=self.restarts > 0 or bool(self.last_state)
+            )
         except proc.ContainerConfigError as exc:
             self.state = waiting_state(exc.reason, exc.message)
-            if self.policy == "Never" and exc.reason not in ("ErrImagePull", "CreateContainerConfigError"):
+            if self.policy == "Never" and exc.reason not in (
+                "ErrImagePull",
+                "CreateContainerConfigError",
+            ):
                 self.state = terminated_state(128, "", now_iso(), None, exc.reason)
                 self.exit_code = 128
             self._changed()
             await w.event("Failed", f"Error: {exc.message}", warning=True)
             return None
         self._started_at = now_iso()
+        self.ever_started = True
         self.state = running_state(self._started_at)
         spec = self.container
         self.started = "startupProbe" not in spec
@@ -195,7 +203,10 @@ class ContainerRun:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(grace, 0.1)):
                     ok, message = await probe_once(
-                        {**hook, "timeoutSeconds": grace}, self.container, self.worker.ip, process.pid
+                        {**hook, "timeoutSeconds": grace},
+                        self.container,
+                        self.worker.ip,
+                        process.pid,
                     )
                     if not ok:
                         await self.worker.event(

@@ -118,7 +118,9 @@ def parse_kubelet_config(data: object, where: str = "kubelet") -> KubeletConfig:
     for repo, value in raw_images.items():
         images[str(repo)] = _image(value, f"{where}.images[{repo!r}]")
     paths = root.get("allowedHostPaths") or []
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+    if not isinstance(paths, list) or not all(
+        isinstance(p, str) and p.startswith("/") for p in paths
+    ):
         raise KubeletConfigError(f"{where}.allowedHostPaths: must be a list of absolute paths")
     backoff = root.get("crashLoopBackOffSeconds", DEFAULT_BACKOFF_SECONDS)
     if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff <= 0:
@@ -143,7 +145,9 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise KubeletConfigError(f"{where}: must be a list of strings, e.g. [jupyterhub-singleuser]")
+        raise KubeletConfigError(
+            f"{where}: must be a list of strings, e.g. [jupyterhub-singleuser]"
+        )
     return tuple(value)
 
 

@@ -122,7 +122,14 @@ def main(argv):
         target = m["target"]
         is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
         layout.ensure(target, is_dir)
-        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC, None, f"cannot mount {m['source']} at {target}")
+        _mount(
+            f"/proc/self/fd/{fd}",
+            target,
+            None,
+            MS_BIND | MS_REC,
+            None,
+            f"cannot mount {m['source']} at {target}",
+        )
         if m.get("readOnly"):
             flags = MS_REMOUNT | MS_BIND | MS_RDONLY
             _mount(None, target, None, flags, None, f"cannot make {target} read-only")
@@ -133,7 +140,13 @@ def main(argv):
             layout.ensure(path, True)
     os.close(layout.scratch_fd)
     os.chdir(spec["cwd"])
-    os.execv(spec["argv"][0], spec["argv"])
+    program = spec["argv"][0]
+    try:
+        os.execv(program, spec["argv"])
+    except OSError as exc:
+        hidden = [m["target"] for m in mounts if program.startswith(m["target"].rstrip("/") + "/")]
+        why = f": the volume mounted at {hidden[0]} hides the host's {hidden[0]}" if hidden else ""
+        raise InitError(f'exec "{program}": {exc.strerror}{why}') from exc
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ def running_state(started: str) -> Obj:
     return {"running": {"startedAt": started}}
 
 
-def terminated_state(code: int, started: str, finished: str, pid: int | None, reason: str = "") -> Obj:
+def terminated_state(
+    code: int, started: str, finished: str, pid: int | None, reason: str = ""
+) -> Obj:
     return {
         "terminated": {
             "exitCode": code,

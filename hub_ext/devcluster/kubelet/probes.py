@@ -46,12 +46,18 @@ class ProbeState:
         """Count one result; returns the new decided result when it changed."""
         if ok:
             self.successes, self.failures = self.successes + 1, 0
-            if self.successes >= int(self.probe.get("successThreshold") or 1) and self.result is not True:
+            if (
+                self.successes >= int(self.probe.get("successThreshold") or 1)
+                and self.result is not True
+            ):
                 self.result = True
                 return True
         else:
             self.successes, self.failures = 0, self.failures + 1
-            if self.failures >= int(self.probe.get("failureThreshold") or 3) and self.result is not False:
+            if (
+                self.failures >= int(self.probe.get("failureThreshold") or 3)
+                and self.result is not False
+            ):
                 self.result = False
                 return False
         return None
@@ -96,9 +102,14 @@ async def _http(action: Obj, container: Obj, pod_ip: str, timeout: float) -> tup
                 if 200 <= resp.status < 400:
                     return True, ""
                 body = (await resp.content.read(10240)).decode("utf-8", "replace")
-                return False, f"HTTP probe failed with statuscode: {resp.status}" + (f": {body}" if body else "")
+                return False, f"HTTP probe failed with statuscode: {resp.status}" + (
+                    f": {body}" if body else ""
+                )
     except TimeoutError:
-        return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+        return (
+            False,
+            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
+        )
     except (aiohttp.ClientError, OSError) as exc:
         return False, f'Get "{url}": dial tcp {host}: connect: {_reason(exc)}'
 
@@ -130,8 +141,11 @@ async def _exec(action: Obj, pid: int | None, cwd: str | None, timeout: float) -
         return False, "the exec probe has no command"
     argv = runtime.enter_argv(pid, command, cwd)
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         async with asyncio.timeout(timeout):

@@ -26,7 +26,7 @@ import re
 import shutil
 import signal
 from datetime import UTC, datetime
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,11 +258,11 @@ _PDEATHSIG = _pdeathsig_prefix()
 class PodProcess:
     """One container process in its own process group, its output appended to a log file."""
 
-    def __init__(self, spec: LaunchSpec, on_output: Callable[[Path], None] | None = None) -> None:
+    def __init__(self, spec: LaunchSpec, workdir: Path | None = None) -> None:
         self.spec = spec
+        self.workdir = workdir or spec.log_path.parent / "init" / spec.log_path.stem
         self._proc: asyncio.subprocess.Process | None = None
         self._copier: asyncio.Task[None] | None = None
-        self._on_output = on_output
 
     @property
     def pid(self) -> int | None:
@@ -277,8 +277,8 @@ class PodProcess:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv, cwd = spec.argv, spec.cwd
         if runtime.needs_namespace(spec.mounts, spec.cwd, spec.env.get("HOME", "/")):
-            workdir = spec.log_path.parent / "init" / f"{spec.log_path.stem}"
-            argv = runtime.wrap(argv, spec.mounts, spec.cwd, spec.env.get("HOME", "/"), workdir)
+            home = spec.env.get("HOME", "/")
+            argv = runtime.wrap(argv, spec.mounts, spec.cwd, home, self.workdir)
             cwd = Path("/")
         self._proc = await asyncio.create_subprocess_exec(
             *_PDEATHSIG,
@@ -326,6 +326,7 @@ class PodProcess:
                 self._kill_group(signal.SIGKILL)
         code = await self._proc.wait()
         self._kill_group(signal.SIGKILL)
+        await self.flush()
         return _exit_code(code)
 
 

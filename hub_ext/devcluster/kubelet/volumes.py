@@ -94,7 +94,9 @@ def _check_path(path: str, where: str, volume: str) -> str:
     return path
 
 
-def _keys(volume: str, kind: str, name: str, source: Obj, lookups: Lookups) -> list[tuple[str, bytes, int | None]]:
+def _keys(
+    volume: str, kind: str, name: str, source: Obj, lookups: Lookups
+) -> list[tuple[str, bytes, int | None]]:
     secret = kind == "secret"
     table = lookups.secrets if secret else lookups.configmaps
     obj = table.get(name)
@@ -151,16 +153,22 @@ def _downward(pod: Obj, volume: str, items: list[Obj]) -> list[tuple[str, bytes,
     return out
 
 
-def _files(pod: Obj, volume: Obj, lookups: Lookups) -> tuple[list[tuple[str, bytes, int | None]], int]:
+def _files(
+    pod: Obj, volume: Obj, lookups: Lookups
+) -> tuple[list[tuple[str, bytes, int | None]], int]:
     """(relative path, content, mode or None) of a configMap/secret/downwardAPI/projected
     volume, and its defaultMode."""
     name = str(volume.get("name", ""))
     if "configMap" in volume:
         src = volume["configMap"]
-        return _keys(name, "configmap", str(src.get("name", "")), src, lookups), src.get("defaultMode", DEFAULT_MODE)
+        return _keys(name, "configmap", str(src.get("name", "")), src, lookups), src.get(
+            "defaultMode", DEFAULT_MODE
+        )
     if "secret" in volume:
         src = volume["secret"]
-        return _keys(name, "secret", str(src.get("secretName", "")), src, lookups), src.get("defaultMode", DEFAULT_MODE)
+        return _keys(name, "secret", str(src.get("secretName", "")), src, lookups), src.get(
+            "defaultMode", DEFAULT_MODE
+        )
     if "downwardAPI" in volume:
         src = volume["downwardAPI"]
         return _downward(pod, name, src.get("items") or []), src.get("defaultMode", DEFAULT_MODE)
@@ -186,7 +194,13 @@ def _files(pod: Obj, volume: Obj, lookups: Lookups) -> tuple[list[tuple[str, byt
                     f'failed to fetch token: the API server issued no token for ServiceAccount "{sa}" '
                     "(POST serviceaccounts/token)",
                 )
-            files.append((_check_path(str(src.get("path", "token")), "token path", name), token.encode(), None))
+            files.append(
+                (
+                    _check_path(str(src.get("path", "token")), "token path", name),
+                    token.encode(),
+                    None,
+                )
+            )
     return files, projected.get("defaultMode", DEFAULT_MODE)
 
 
