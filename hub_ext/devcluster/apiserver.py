@@ -21,7 +21,6 @@ import yaml
 from aiohttp import web
 
 from hub_ext.devcluster import discovery
-from hub_ext.devcluster.kubelet.exec import serve_exec
 from hub_ext.devcluster.api_control import control
 from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
@@ -29,6 +28,7 @@ from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
+from hub_ext.devcluster.kubelet.exec import serve_exec
 from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch

@@ -21,6 +21,10 @@ A cluster file is YAML::
     storageClasses:
       - name: ceph-rbd
         default: true
+    kubelet:                         # see hub_ext.devcluster.kubelet.images
+      images: {registry.example.org/courses/*: {cmd: [jupyterhub-singleuser]}}
+      allowedHostPaths: [/srv/datasets]
+      crashLoopBackOffSeconds: 10
 
 Errors name the field ("nodes[2].gpus.migConfig: ...") and the accepted values.
 """

@@ -134,7 +134,9 @@ async def test_exit_code_ends_the_pod(cluster: DevCluster, core: CoreV1Api) -> N
     )
     assert pod["status"]["phase"] == "Pending"  # as with an image that cannot be pulled
     warnings = [e["message"] for e in await events_for(core, "image-only")]
-    assert any('Failed to pull image "ignored:latest"' in m and "kubelet.images" in m for m in warnings)
+    assert any(
+        'Failed to pull image "ignored:latest"' in m and "kubelet.images" in m for m in warnings
+    )
 
 
 async def test_deletion_waits_the_grace_period_then_kills(
@@ -238,7 +240,9 @@ async def test_volumes_persist_across_pods(cluster: DevCluster, core: CoreV1Api)
     await eventually(lambda: phase_is(core, "reader", "Succeeded", "Failed"), what="reader done")
     logs = await kubectl(cluster.kubeconfig, "logs", "reader")
     assert logs == "kept\n"  # at its mount path, in the container's mount namespace
-    assert (cluster.state_dir / "volumes" / "default" / "home-ada" / "notes.txt").read_text() == "kept"
+    assert (
+        cluster.state_dir / "volumes" / "default" / "home-ada" / "notes.txt"
+    ).read_text() == "kept"
 
     async def bound() -> bool:
         claim = await request(

@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from hub_ext.devcluster.kubelet import processes as proc
-from hub_ext.devcluster.kubelet.images import KubeletConfig, KubeletConfigError, parse_kubelet_config
+from hub_ext.devcluster.kubelet.images import (
+    KubeletConfig,
+    KubeletConfigError,
+    parse_kubelet_config,
+)
 from hub_ext.devcluster.kubelet.volumes import Lookups, Mount, container_mounts, prepare_volumes
 
 PY = sys.executable
@@ -173,7 +177,9 @@ async def test_exit_code_and_log(tmp_path: Path) -> None:
     await process.start()
     assert await process.wait() == 3
     # each line after its RFC 3339 timestamp, as in the CRI log format
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z hello\n", (tmp_path / "out.log").read_text())
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z hello\n", (tmp_path / "out.log").read_text()
+    )
 
 
 async def test_sigterm_then_grace_then_sigkill_for_the_whole_group(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ with ``gracePeriodSeconds=0``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -23,12 +22,12 @@ import aiohttp
 from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from hub_ext.devcluster.events import record
+from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
 from hub_ext.devcluster.kubelet import processes as proc
 from hub_ext.devcluster.kubelet.images import KubeletConfig
 from hub_ext.devcluster.kubelet.pod import STOP_GRACE_SECONDS, PodWorker
 from hub_ext.devcluster.kubelet.volumes import Lookups, token_sources
-from hub_ext.devcluster.events import now_iso, record
-from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

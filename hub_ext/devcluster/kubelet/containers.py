@@ -28,7 +28,7 @@ from hub_ext.devcluster.kubelet.pod_status import (
 from hub_ext.devcluster.kubelet.probes import ProbeState, probe_once
 
 if TYPE_CHECKING:
-    from hub_ext.devcluster.kubelet.agent import PodWorker
+    from hub_ext.devcluster.kubelet.pod import PodWorker
 
 Obj = dict[str, Any]
 RESET_BACKOFF_SECONDS = 600.0
@@ -126,7 +126,8 @@ class ContainerRun:
             self.state = waiting_state("ImagePullBackOff", f'Back-off pulling image "{image}"')
             await w.event("BackOff", f'Back-off pulling image "{image}"', warning=True)
         elif not pulling:
-            message = f"back-off {delay:g}s restarting failed container={self.name} pod={pod}_{namespace}({uid})"
+            where = f"container={self.name} pod={pod}_{namespace}({uid})"
+            message = f"back-off {delay:g}s restarting failed {where}"
             self.state = waiting_state("CrashLoopBackOff", message)
             await w.event(
                 "BackOff",

@@ -39,9 +39,7 @@ def _container(pod: dict[str, Any], wanted: str | None) -> str:
         raise bad_request(
             f"a container name must be specified for pod {name}, choose one of: [{choices}]"
         )
-    every = names + [
-        c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []
-    ]
+    every = names + [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
     if wanted not in every:
         raise bad_request(f"container {wanted} is not valid for pod {name}")
     return wanted
@@ -57,7 +55,7 @@ def _pid(pod: dict[str, Any], container: str) -> int:
             if cid.startswith("devcluster://") and cid[13:].isdigit():
                 return int(cid[13:])
     raise bad_request(
-        f"unable to upgrade connection: container not found (\"{container}\")"
+        f'unable to upgrade connection: container not found ("{container}")'
         if pod.get("spec", {}).get("nodeName")
         else f'container "{container}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
         "ContainerCreating"
@@ -96,9 +94,14 @@ async def serve_exec(request: web.Request, pod: dict[str, Any]) -> web.StreamRes
     container = _container(pod, query.get("container"))
     pid = _pid(pod, container)
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise ApiError(400, "Upgrade request required: pods/exec speaks WebSocket "
-                       f"({', '.join(PROTOCOLS)}) only")
-    want = {k: (query.get(k) or "").lower() in ("true", "1") for k in ("stdin", "stdout", "stderr", "tty")}
+        raise ApiError(
+            400,
+            f"Upgrade request required: pods/exec speaks WebSocket ({', '.join(PROTOCOLS)}) only",
+        )
+    want = {
+        k: (query.get(k) or "").lower() in ("true", "1")
+        for k in ("stdin", "stdout", "stderr", "tty")
+    }
     ws = web.WebSocketResponse(protocols=PROTOCOLS, heartbeat=None)
     await ws.prepare(request)
     try:
@@ -111,9 +114,17 @@ async def serve_exec(request: web.Request, pod: dict[str, Any]) -> web.StreamRes
             start_new_session=True,
         )
     except OSError as exc:
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(
-            {"metadata": {}, "status": "Failure", "message": str(exc), "reason": "InternalError"}
-        ).encode())
+        await ws.send_bytes(
+            bytes([ERROR])
+            + json.dumps(
+                {
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": str(exc),
+                    "reason": "InternalError",
+                }
+            ).encode()
+        )
         await ws.close()
         return ws
 

@@ -135,8 +135,9 @@ def _mapping(data: object, where: str, allowed: set[str] | None) -> dict[str, An
         raise KubeletConfigError(f"{where}: must be a mapping")
     unknown = sorted(str(k) for k in data if allowed is not None and k not in allowed)
     if unknown:
+        accepted = ", ".join(sorted(allowed or ()))
         raise KubeletConfigError(
-            f"{where}: unknown field {unknown[0]!r}; accepted fields: {', '.join(sorted(allowed or ()))}"
+            f"{where}: unknown field {unknown[0]!r}; accepted fields: {accepted}"
         )
     return dict(data)
 

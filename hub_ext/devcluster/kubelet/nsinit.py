@@ -118,7 +118,7 @@ def main(argv):
     fds = [os.open(m["source"], os.O_PATH) for m in mounts]  # before an overlay hides them
     _mount("tmpfs", spec["scratch"], "tmpfs", 0, "mode=0700", "cannot mount the scratch tmpfs")
     layout = Layout(spec["scratch"])
-    for m, fd in zip(mounts, fds):
+    for m, fd in zip(mounts, fds, strict=True):
         target = m["target"]
         is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
         layout.ensure(target, is_dir)
@@ -142,7 +142,7 @@ def main(argv):
     os.chdir(spec["cwd"])
     program = spec["argv"][0]
     try:
-        os.execv(program, spec["argv"])
+        os.execv(program, spec["argv"])  # noqa: S606 - the container's command, by design
     except OSError as exc:
         hidden = [m["target"] for m in mounts if program.startswith(m["target"].rstrip("/") + "/")]
         why = f": the volume mounted at {hidden[0]} hides the host's {hidden[0]}" if hidden else ""

@@ -93,23 +93,24 @@ async def _http(action: Obj, container: Obj, pod_ip: str, timeout: float) -> tup
     scheme = str(action.get("scheme") or "HTTP").lower()
     host = action.get("host") or pod_ip
     path = str(action.get("path") or "/")
-    url = f"{scheme}://{host}:{_port(action.get('port'), container)}{path if path.startswith('/') else '/' + path}"
+    path = path if path.startswith("/") else "/" + path
+    url = f"{scheme}://{host}:{_port(action.get('port'), container)}{path}"
     headers = {"User-Agent": "kube-probe/1.33", "Accept": "*/*"}
     headers.update({h["name"]: h.get("value", "") for h in action.get("httpHeaders") or []})
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url, headers=headers, ssl=False, allow_redirects=False) as resp:
-                if 200 <= resp.status < 400:
-                    return True, ""
-                body = (await resp.content.read(10240)).decode("utf-8", "replace")
-                return False, f"HTTP probe failed with statuscode: {resp.status}" + (
-                    f": {body}" if body else ""
-                )
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.get(url, headers=headers, ssl=False, allow_redirects=False) as resp,
+        ):
+            if 200 <= resp.status < 400:
+                return True, ""
+            body = (await resp.content.read(10240)).decode("utf-8", "replace")
+            return False, f"HTTP probe failed with statuscode: {resp.status}" + (
+                f": {body}" if body else ""
+            )
     except TimeoutError:
-        return (
-            False,
-            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)',
-        )
+        detail = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        return False, f'Get "{url}": {detail}'
     except (aiohttp.ClientError, OSError) as exc:
         return False, f'Get "{url}": dial tcp {host}: connect: {_reason(exc)}'
 

@@ -19,15 +19,14 @@ whole group is killed when the main process ends, so no descendant outlives its 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import re
 import shutil
 import signal
-from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

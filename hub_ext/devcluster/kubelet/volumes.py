@@ -191,8 +191,8 @@ def _files(
                 sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
                 raise VolumeError(
                     name,
-                    f'failed to fetch token: the API server issued no token for ServiceAccount "{sa}" '
-                    "(POST serviceaccounts/token)",
+                    "failed to fetch token: the API server issued no token for ServiceAccount "
+                    f'"{sa}" (POST serviceaccounts/token)',
                 )
             files.append(
                 (
@@ -208,7 +208,7 @@ def _write(directory: Path, files: list[tuple[str, bytes, int | None]], default_
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True, mode=0o755)
-    os.chmod(directory, 0o755)
+    os.chmod(directory, 0o755)  # noqa: S103 - world-readable like the kubelet's volume directories
     for rel, content, mode in files:
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
