@@ -70,6 +70,13 @@ def _read(path: Path, offset: int) -> bytes:
         return b""
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
+
+
 async def serve_log(
     request: web.Request, store: Store, state_dir: Path | None, pod: dict[str, Any]
 ) -> web.StreamResponse:
@@ -105,14 +112,18 @@ async def serve_log(
     with contextlib.suppress(ConnectionError, RuntimeError):
         await resp.write(data)
         uid = meta["uid"]
+        inode = _inode(path)
         while True:
             current = store.get("pods", ns, name)
-            more = await asyncio.to_thread(_read, path, offset)
+            now = _inode(path)
+            inode = now if inode is None else inode
+            restarted = now is not None and now != inode  # a new instance: this one ended
+            more = b"" if restarted else await asyncio.to_thread(_read, path, offset)
             if more:
                 offset += len(more)
                 await resp.write(_strip(more, stamps))
                 continue
-            gone = current is None or current["metadata"]["uid"] != uid
+            gone = current is None or current["metadata"]["uid"] != uid or restarted
             if gone or (current.get("status") or {}).get("phase") in FINISHED:
                 break
             await asyncio.sleep(FOLLOW_POLL_SECONDS)

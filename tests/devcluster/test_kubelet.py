@@ -436,3 +436,70 @@ async def test_exec_returns_output_and_exit_codes(cluster: DevCluster, core: Cor
                 elif channel == 3:
                     code = WsApiClient.parse_error_data(data)
         assert output == b"hello" and code == 7
+
+
+TCP_ECHO = (
+    "import socket, sys, time\n"
+    "time.sleep(1)\n"
+    "server = socket.create_server((sys.argv[1], 9000))\n"
+    "while True:\n"
+    "    conn, _ = server.accept()\n"
+    "    conn.sendall(b'from the sidecar'); conn.close()\n"
+)
+CLIENT = (
+    "import os, socket\n"
+    "print(open('/srv/shared/hook').read().strip())\n"
+    "with socket.create_connection((os.environ['POD_IP'], 9000)) as conn:\n"
+    "    print(conn.recv(100).decode())\n"
+)
+
+
+async def test_a_sidecar_starts_before_the_containers_and_stops_after(
+    cluster: DevCluster, core: CoreV1Api
+) -> None:
+    shared = {"name": "shared", "mountPath": "/srv/shared"}
+    sidecar = {
+        "name": "echo",
+        "image": "x",
+        "restartPolicy": "Always",
+        "command": [PY, "-c", TCP_ECHO, "0.0.0.0"],
+        "startupProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1, "failureThreshold": 30},
+    }
+    hook = {"exec": {"command": ["sh", "-c", "echo post-start > /srv/shared/hook"]}}
+    body = pod(
+        "with-sidecar",
+        CLIENT,
+        initContainers=[sidecar],
+        volumes=[{"name": "shared", "emptyDir": {}}],
+        volumeMounts=[shared],
+        lifecycle={"postStart": hook},
+    )
+    body["spec"]["containers"][0]["env"] = [
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    ]
+    await apply(cluster, body)
+    status = await eventually(
+        lambda: phase(core, "with-sidecar", "Succeeded", "Failed"), timeout=40, what="finished"
+    )
+    logs = await kubectl(cluster.kubeconfig, "logs", "with-sidecar", "-c", "main")
+    assert logs == "post-start\nfrom the sidecar\n", (status, await events(core, "with-sidecar"))
+    assert status["phase"] == "Succeeded"
+    echo = status["initContainerStatuses"][0]
+    assert echo["name"] == "echo" and "terminated" in echo["state"] and echo["started"] is False
+
+
+async def test_deletion_runs_the_pre_stop_hook(cluster: DevCluster, core: CoreV1Api) -> None:
+    datasets = cluster.state_dir.parent / "datasets"
+    hook = {"exec": {"command": ["sh", "-c", "echo stopping > /srv/datasets/pre-stop"]}}
+    body = pod(
+        "hooked",
+        SLEEPER,
+        lifecycle={"preStop": hook},
+        volumes=[{"name": "data", "hostPath": {"path": str(datasets)}}],
+        volumeMounts=[{"name": "data", "mountPath": "/srv/datasets"}],
+        terminationGracePeriodSeconds=5,
+    )
+    await apply(cluster, body)
+    await eventually(lambda: phase(core, "hooked", "Running"), timeout=20, what="running")
+    await kubectl(cluster.kubeconfig, "delete", "pod", "hooked", "--wait=true", "--timeout=60s")
+    assert (datasets / "pre-stop").read_text() == "stopping\n"

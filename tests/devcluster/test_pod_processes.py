@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub_ext.devcluster.kubelet import processes as proc
+from hub_ext.devcluster.kubelet import runtime
 from hub_ext.devcluster.kubelet.images import (
     KubeletConfig,
     KubeletConfigError,
@@ -215,3 +219,67 @@ async def test_a_process_that_honours_sigterm_ends_within_the_grace(tmp_path: Pa
     await process.start()
     await asyncio.sleep(0.1)
     assert await process.stop(10) == 128 + 15
+
+
+def test_a_normal_user_gets_its_volumes_through_a_user_namespace() -> None:
+    """The container init as an unprivileged user: a user namespace mapping the user to itself,
+    a bind mount at a path that does not exist on the host, read-only honoured."""
+    with tempfile.TemporaryDirectory(prefix="labhub-userns-") as where:
+        os.chmod(where, 0o755)  # noqa: S103 - the unprivileged user must reach the spec
+        _run_as_a_normal_user(Path(where))
+
+
+def _run_as_a_normal_user(tmp_path: Path) -> None:
+    source, scratch = tmp_path / "volume", tmp_path / "scratch"
+    source.mkdir()
+    scratch.mkdir()
+    (source / "motd").write_text("hello")
+    for path in (source, scratch):
+        path.chmod(0o777)
+    spec = {
+        "mounts": [{"source": str(source), "target": "/opt/labhub-test/etc", "readOnly": True}],
+        "dirs": [],
+        "scratch": str(scratch),
+        "cwd": "/",
+        "userns": True,
+        "argv": [
+            "/bin/sh",
+            "-c",
+            "id -u; cat /opt/labhub-test/etc/motd; echo; : > /opt/labhub-test/etc/x",
+        ],
+    }
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    spec_path.chmod(0o644)
+    as_user = (
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    )
+    result = subprocess.run(
+        [*as_user, PY, "-S", str(runtime.NSINIT), str(spec_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    assert lines == [str(65534 if as_user else os.geteuid()), "hello"], result.stderr
+    assert "Read-only file system" in result.stderr and result.returncode != 0
+    assert not Path("/opt/labhub-test").exists()  # nothing created on the host
+
+
+def test_a_failing_mount_says_what_went_wrong(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spec = {
+        "mounts": [{"source": str(tmp_path / "missing"), "target": "/opt/x", "readOnly": False}],
+        "scratch": str(scratch),
+        "cwd": "/",
+        "argv": ["/bin/true"],
+    }
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    result = subprocess.run(
+        [PY, "-S", str(runtime.NSINIT), str(spec_path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 128
+    assert result.stderr.startswith("devcluster: cannot start the container:")
+    assert str(tmp_path / "missing") in result.stderr

@@ -25,6 +25,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from hub_ext.devcluster.events import record
 from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
 from hub_ext.devcluster.kubelet import processes as proc
+from hub_ext.devcluster.kubelet import runtime
 from hub_ext.devcluster.kubelet.images import KubeletConfig
 from hub_ext.devcluster.kubelet.pod import STOP_GRACE_SECONDS, PodWorker
 from hub_ext.devcluster.kubelet.volumes import Lookups, token_sources
@@ -84,6 +85,9 @@ class Kubelet:
         )
 
     async def start(self) -> None:
+        """Watch the node's pods; raises :class:`~.runtime.RuntimeUnavailable` (saying what to
+        do) where containers cannot get their mount namespaces."""
+        await asyncio.to_thread(runtime.check)
         self._informer.start()
         await self._informer.synced.wait()
 
@@ -91,13 +95,19 @@ class Kubelet:
         """Stop every pod process (SIGTERM, a short grace, SIGKILL) and the watch."""
         await self._informer.stop()
         workers = list(self.workers.values())
+        runs = [r for w in workers for r in w.runs]
+        await asyncio.gather(*(r.stop(STOP_GRACE_SECONDS) for r in runs), return_exceptions=True)
         await asyncio.gather(
-            *(r.stop(STOP_GRACE_SECONDS) for w in workers for r in w.runs), return_exceptions=True
+            *(r.process.close() for r in runs if r.process), return_exceptions=True
         )
         tasks = [w.task for w in workers if w.task] + list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        pushers = [w.pusher for w in workers if w.pusher is not None]
+        for task in pushers:
+            task.cancel()
+        await asyncio.gather(*pushers, return_exceptions=True)
         self.workers.clear()
         await self._client.close()
 

@@ -55,6 +55,8 @@ class ContainerRun:
         self._started_at = ""
         self._kill: str | None = None
         self.ever_started = False
+        self.halted = False  # stopped for good (a sidecar after the containers ended)
+        self._halt = asyncio.Event()
 
     @property
     def policy(self) -> str:
@@ -84,10 +86,10 @@ class ContainerRun:
         """Start the container, and again after every exit the policy restarts."""
         w = self.worker
         try:
-            while not w.deleting.is_set():
+            while not w.deleting.is_set() and not self.halted:
                 began = time.monotonic()
                 code = await self._run_once()
-                if w.deleting.is_set():
+                if w.deleting.is_set() or self.halted:
                     break
                 if code is not None and (
                     self.policy == "Never" or (self.policy == "OnFailure" and code == 0)
@@ -102,7 +104,7 @@ class ContainerRun:
                 if delay > 0:
                     await self._back_off(delay, code is None)
         finally:
-            self.ready = False
+            self.ready = self.init and not self.sidecar and self.exit_code == 0
             self.done.set()
             self.up.set()
             self._changed()
@@ -135,9 +137,12 @@ class ContainerRun:
                 warning=True,
             )
         self._changed()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await w.deleting.wait()
+        waits = [asyncio.ensure_future(e.wait()) for e in (w.deleting, self._halt)]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in waits:
+                future.cancel()
 
     async def _run_once(self) -> int | None:
         """One instance: its exit code, or None when it could not be started."""
@@ -159,23 +164,33 @@ class ContainerRun:
             return None
         self._started_at = now_iso()
         self.ever_started = True
+        await w.event("Started", f"Started container {self.name}")
+        if not await self._post_start(self.process):
+            code = await self.process.wait()
+            self.state = terminated_state(
+                code, self._started_at, now_iso(), self.process.pid, "PostStartHookError"
+            )
+            self.exit_code = code
+            self._changed()
+            return code
         self.state = running_state(self._started_at)
         spec = self.container
         self.started = "startupProbe" not in spec
-        self.ready = not self.init and "readinessProbe" not in spec
+        self.ready = (not self.init or self.sidecar) and "readinessProbe" not in spec
         if self.started:
             self.up.set()
         self._kill = None
         self._changed()
-        await w.event("Started", f"Started container {self.name}")
         probes = asyncio.create_task(self._probe_loops(self.process))
         try:
             code = await self._wait(self.process)
         finally:
             probes.cancel()
             await asyncio.gather(probes, return_exceptions=True)
+            await self.process.close()
         self.exit_code = code
-        self.ready = False
+        self.started = False
+        self.ready = self.init and not self.sidecar and code == 0
         reason = "Error" if code != 0 else "Completed"
         self.state = terminated_state(code, self._started_at, now_iso(), self.process.pid, reason)
         self._changed()
@@ -192,6 +207,29 @@ class ContainerRun:
             return await waiting
         finally:
             deleting.cancel()
+
+    async def _post_start(self, process: proc.PodProcess) -> bool:
+        """Run the ``postStart`` hook; a failure kills the container (False)."""
+        hook = (self.container.get("lifecycle") or {}).get("postStart")
+        if not hook:
+            return True
+        timeout = self.worker.grace_default
+        ok, message = await probe_once(
+            {**hook, "timeoutSeconds": timeout}, self.container, self.worker.ip, process.pid
+        )
+        if ok:
+            return True
+        await self.worker.event(
+            "FailedPostStartHook", f"PostStartHook failed: {message}".strip(), warning=True
+        )
+        await process.stop(self.worker.grace)
+        return False
+
+    async def halt(self, grace: float) -> None:
+        """Stop the container for good: no restart follows."""
+        self.halted = True
+        self._halt.set()
+        await self.stop(grace)
 
     async def stop(self, grace: float) -> None:
         """preStop hook, SIGTERM, the rest of the grace period, SIGKILL."""

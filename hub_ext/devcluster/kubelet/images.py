@@ -41,19 +41,27 @@ class ImageEntry:
     working_dir: str = ""
 
 
-def _entry(entrypoint: Sequence[str], cmd: Sequence[str] = (), home: str = "") -> ImageEntry:
-    return ImageEntry(tuple(entrypoint), tuple(cmd), home)
+def _entry(
+    entrypoint: Sequence[str], cmd: Sequence[str] = (), home: str = "", workdir: str = ""
+) -> ImageEntry:
+    return ImageEntry(tuple(entrypoint), tuple(cmd), home, workdir)
 
 
 # The images the chart renders (helm/labhub/values.yaml) and the images of images/: an empty
 # entrypoint stands for an exec wrapper (tini --), so that args alone are the command line.
+SINGLEUSER = _entry((), ("jupyterhub-singleuser",), "/home/jovyan", "/home/jovyan")
 DEFAULT_IMAGES: Mapping[str, ImageEntry] = {
+    # images/hub: USER 1000 (home /home/jovyan), WORKDIR /srv/jupyterhub
     "ghcr.io/labhub/labhub-hub": _entry(
-        (), ("jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"), "/srv"
+        (),
+        ("jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"),
+        "/home/jovyan",
+        "/srv/jupyterhub",
     ),
-    "ghcr.io/labhub/labhub-singleuser-*": _entry((), ("jupyterhub-singleuser",), "/home/jovyan"),
-    "*/labhub/singleuser-*": _entry((), ("jupyterhub-singleuser",), "/home/jovyan"),
-    "quay.io/jupyter/*": _entry((), ("jupyterhub-singleuser",), "/home/jovyan"),
+    # images/singleuser-*, the chart's default singleuser image and the course images
+    "ghcr.io/labhub/labhub-singleuser-*": SINGLEUSER,
+    "*/labhub/singleuser-*": SINGLEUSER,
+    "quay.io/jupyter/*": SINGLEUSER,
     "quay.io/jupyterhub/configurable-http-proxy": _entry(("configurable-http-proxy",)),
     "registry.k8s.io/git-sync/git-sync": _entry(("git-sync",)),
     "registry.k8s.io/kube-scheduler": _entry(("kube-scheduler",)),

@@ -140,6 +140,8 @@ def main(argv):
             layout.ensure(path, True)
     os.close(layout.scratch_fd)
     os.chdir(spec["cwd"])
+    if spec.get("readyFd") is not None:
+        os.set_inheritable(spec["readyFd"], False)  # closed by exec: the kubelet sees EOF
     program = spec["argv"][0]
     try:
         os.execv(program, spec["argv"])  # noqa: S606 - the container's command, by design

@@ -58,7 +58,7 @@ class PodWorker:
         self.initialized = not any(not r.sidecar for r in self.inits)
         self.phase = "Pending"
         self._dirty = asyncio.Event()
-        self._pusher: asyncio.Task[None] | None = None
+        self.pusher: asyncio.Task[None] | None = None
 
     @property
     def runs(self) -> list[ContainerRun]:
@@ -71,7 +71,7 @@ class PodWorker:
     async def run(self) -> None:
         k = self.kubelet
         self.ip = k.ips.take()
-        self._pusher = asyncio.create_task(self._push_loop())
+        self.pusher = asyncio.create_task(self._push_loop())
         try:
             await self._run()
         finally:
@@ -131,7 +131,7 @@ class PodWorker:
     async def _stop_all(self, sidecars: list[asyncio.Task[None]]) -> None:
         """Sidecars stop after the main containers, in reverse order."""
         for run in reversed([r for r in self.inits if r.sidecar]):
-            await run.stop(self.grace)
+            await run.halt(self.grace)
         await asyncio.gather(*sidecars, return_exceptions=True)
 
     async def _prepare(self) -> bool:
@@ -234,9 +234,9 @@ class PodWorker:
 
     async def _flush(self) -> None:
         """Send the last status, then end the status pusher."""
-        if self._pusher is not None:
-            self._pusher.cancel()
-            await asyncio.gather(self._pusher, return_exceptions=True)
+        if self.pusher is not None:
+            self.pusher.cancel()
+            await asyncio.gather(self.pusher, return_exceptions=True)
         await self.kubelet.push_status(self.key, self._snapshot())
 
     async def event(self, reason: str, message: str, warning: bool = False) -> None:

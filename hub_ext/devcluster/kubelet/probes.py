@@ -116,8 +116,10 @@ async def _http(action: Obj, container: Obj, pod_ip: str, timeout: float) -> tup
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "os_error", None) or exc)
-    return "connection refused" if "refused" in text.lower() else text
+    cause = getattr(exc, "os_error", None) or exc
+    if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+        return "connection refused"
+    return getattr(cause, "strerror", None) or str(cause)
 
 
 async def _tcp(action: Obj, container: Obj, pod_ip: str, timeout: float) -> tuple[bool, str]:

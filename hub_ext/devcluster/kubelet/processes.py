@@ -275,10 +275,30 @@ class PodProcess:
         spec = self.spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv, cwd = spec.argv, spec.cwd
+        ready: tuple[int, int] | None = None
         if runtime.needs_namespace(spec.mounts, spec.cwd, spec.env.get("HOME", "/")):
             home = spec.env.get("HOME", "/")
-            argv = runtime.wrap(argv, spec.mounts, spec.cwd, home, self.workdir)
+            ready = os.pipe()
+            argv = runtime.wrap(argv, spec.mounts, spec.cwd, home, self.workdir, ready[1])
             cwd = Path("/")
+        try:
+            await self._spawn(argv, cwd, ready[1] if ready else None)
+        finally:
+            if ready is not None:
+                os.close(ready[1])
+        if ready is not None:
+            # the container init closes its end when it execs the command (or fails): from
+            # then on its mounts are in place for exec, probes and hooks
+            try:
+                async with asyncio.timeout(30):
+                    await asyncio.to_thread(os.read, ready[0], 1)
+            except TimeoutError:
+                pass
+            finally:
+                os.close(ready[0])
+
+    async def _spawn(self, argv: tuple[str, ...], cwd: Path, fd: int | None) -> None:
+        spec = self.spec
         self._proc = await asyncio.create_subprocess_exec(
             *_PDEATHSIG,
             *argv,
@@ -288,6 +308,7 @@ class PodProcess:
             cwd=str(cwd),
             env=dict(spec.env),
             start_new_session=True,
+            pass_fds=(fd,) if fd is not None else (),
         )
         assert self._proc.stdout is not None
         self._copier = asyncio.create_task(_copy_log(self._proc.stdout, spec.log_path))
@@ -306,6 +327,15 @@ class PodProcess:
             with contextlib.suppress(TimeoutError, OSError):
                 async with asyncio.timeout(2.0):
                     await asyncio.shield(self._copier)
+
+    async def close(self) -> None:
+        """Wait for the last output, then end the log copier."""
+        if self._copier is None:
+            return
+        await self.flush()
+        if not self._copier.done():
+            self._copier.cancel()
+        await asyncio.gather(self._copier, return_exceptions=True)
 
     def _kill_group(self, sig: int) -> None:
         if self._proc is None:

@@ -24,7 +24,7 @@ from hub_ext.devcluster.kubelet.volumes import Mount
 NSINIT = Path(__file__).with_name("nsinit.py")
 
 
-class RuntimeUnavailable(RuntimeError):
+class RuntimeUnavailable(OSError):
     """Mount namespaces cannot be created here; the message says what to do."""
 
 
@@ -36,14 +36,11 @@ def userns() -> bool:
 @functools.cache
 def check() -> None:
     """Fail early, with what to do, where this kernel or user cannot create the namespaces."""
-    probe = {"mounts": [], "scratch": "/", "cwd": "/", "userns": userns(), "argv": ["/bin/true"]}
-    nsenter = shutil.which("nsenter")
-    if nsenter is None:
+    if shutil.which("nsenter") is None:
         raise RuntimeUnavailable(
             "the devcluster needs nsenter (util-linux) for pods/exec and exec probes: "
             "install util-linux"
         )
-    del probe
     script = (
         "import ctypes,os,sys;l=ctypes.CDLL(None,use_errno=True);"
         f"f={0x10000000 | 0x20000 if userns() else 0x20000};"
@@ -66,7 +63,12 @@ def needs_namespace(mounts: tuple[Mount, ...], cwd: Path, home: str) -> bool:
 
 
 def wrap(
-    argv: tuple[str, ...], mounts: tuple[Mount, ...], cwd: Path, home: str, workdir: Path
+    argv: tuple[str, ...],
+    mounts: tuple[Mount, ...],
+    cwd: Path,
+    home: str,
+    workdir: Path,
+    ready_fd: int | None = None,
 ) -> tuple[str, ...]:
     """The host command line that runs ``argv`` in a new mount namespace with ``mounts``.
     ``workdir`` is an empty directory of the pod's sandbox for this start of the container."""
@@ -83,6 +85,7 @@ def wrap(
         "cwd": str(cwd),
         "userns": userns(),
         "argv": list(argv),
+        "readyFd": ready_fd,
     }
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
