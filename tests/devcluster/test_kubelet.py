@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest_asyncio
 from devcluster_helpers import KUBECTL, eventually, get_pod, kubectl
-from kubernetes_asyncio.client import CoreV1Api
+from kubernetes_asyncio.client import Configuration, CoreV1Api
 from kubernetes_asyncio.stream import WsApiClient
 
 from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
@@ -406,7 +406,7 @@ async def test_exec_returns_output_and_exit_codes(cluster: DevCluster, core: Cor
     out, _ = await proc.communicate(b"from stdin\n")
     assert proc.returncode == 0 and out == b"FROM STDIN\n"
 
-    async with WsApiClient(configuration=api_client(cluster.api.url).configuration) as ws_client:
+    async with WsApiClient(configuration=Configuration(host=cluster.api.url)) as ws_client:
         ws = CoreV1Api(ws_client)
         whole = await ws.connect_get_namespaced_pod_exec(
             "shell",
@@ -415,10 +415,9 @@ async def test_exec_returns_output_and_exit_codes(cluster: DevCluster, core: Cor
             stderr=True,
             stdout=True,
         )
-        assert (
-            whole.split() == ["shell", os.environ.get("HOME", "/root")]
-            or whole.split()[0] == "shell"
-        )
+        # HOSTNAME is the pod's name; the working directory is the container's (its HOME)
+        hostname, cwd = whole.split()
+        assert hostname == "shell" and cwd.endswith("/home") and "/pods/default/shell-" in cwd
         session = await ws.connect_get_namespaced_pod_exec(
             "shell",
             "default",
