@@ -502,3 +502,15 @@ async def test_deletion_runs_the_pre_stop_hook(cluster: DevCluster, core: CoreV1
     await eventually(lambda: phase(core, "hooked", "Running"), timeout=20, what="running")
     await kubectl(cluster.kubeconfig, "delete", "pod", "hooked", "--wait=true", "--timeout=60s")
     assert (datasets / "pre-stop").read_text() == "stopping\n"
+
+
+async def test_logs_follow_tail_and_timestamps(cluster: DevCluster, core: CoreV1Api) -> None:
+    script = "import time\nprint('one', flush=True)\ntime.sleep(1.5)\nprint('two', flush=True)\n"
+    await apply(cluster, pod("talker", script))
+    await eventually(lambda: phase(core, "talker", "Running", "Succeeded"), timeout=20, what="run")
+    kc = cluster.kubeconfig
+    assert await kubectl(kc, "logs", "-f", "talker") == "one\ntwo\n"  # until the pod ends
+    await eventually(lambda: phase(core, "talker", "Succeeded"), timeout=20, what="done")
+    stamped = await kubectl(kc, "logs", "talker", "--tail=1", "--timestamps")
+    stamp, text = stamped.split(" ", 1)
+    assert text == "two\n" and stamp.endswith("Z") and stamp[:4].isdigit()
