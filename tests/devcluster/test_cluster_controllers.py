@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest_asyncio
 from devcluster_helpers import (
     MIG,
@@ -367,8 +368,20 @@ async def test_stopping_the_cluster_leaves_no_processes(tmp_path: Path) -> None:
     ):
         core = CoreV1Api(client)
         await create(core, pod_manifest("sleeper", [PY, "-c", code]))
+        # restarted containers and sidecars must not come back while the cluster stops
+        marker = f"import time; time.sleep(120)  # {tmp_path}"
+        always = pod_manifest("always", [PY, "-c", marker])
+        sidecar = {**always["spec"]["containers"][0], "name": "side", "restartPolicy": "Always"}
+        always["spec"].update(restartPolicy="Always", initContainers=[sidecar])
+        await create(core, always)
         pod = await eventually(lambda: phase_is(core, "sleeper", "Running"), what="sleeper")
         pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("//")[1])
+        running = await eventually(lambda: phase_is(core, "always", "Running"), what="always")
+        status = running["status"]
+        others = [
+            int(c["containerID"].split("//")[1])
+            for c in status["containerStatuses"] + status["initContainerStatuses"]
+        ]
 
         async def child_pid() -> int | None:
             text = await kubectl(cluster.kubeconfig, "logs", "sleeper")
@@ -378,3 +391,10 @@ async def test_stopping_the_cluster_leaves_no_processes(tmp_path: Path) -> None:
         assert pid_alive(pid) and pid_alive(child)
     await asyncio.sleep(0.1)
     assert not pid_alive(pid) and not pid_alive(child)
+    assert not any(pid_alive(p) for p in others)
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not left  # no container started again during the stop

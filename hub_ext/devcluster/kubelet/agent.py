@@ -96,7 +96,7 @@ class Kubelet:
         await self._informer.stop()
         workers = list(self.workers.values())
         runs = [r for w in workers for r in w.runs]
-        await asyncio.gather(*(r.stop(STOP_GRACE_SECONDS) for r in runs), return_exceptions=True)
+        await asyncio.gather(*(r.halt(STOP_GRACE_SECONDS) for r in runs), return_exceptions=True)
         await asyncio.gather(
             *(r.process.close() for r in runs if r.process), return_exceptions=True
         )

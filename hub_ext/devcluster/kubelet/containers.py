@@ -55,6 +55,7 @@ class ContainerRun:
         self._started_at = ""
         self._kill: str | None = None
         self.ever_started = False
+        self._attempts = 0  # starts since the back-off was last reset
         self.halted = False  # stopped for good (a sidecar after the containers ended)
         self._halt = asyncio.Event()
 
@@ -113,7 +114,7 @@ class ContainerRun:
         cfg = self.worker.kubelet.settings.config
         if ran >= RESET_BACKOFF_SECONDS:
             self._attempts = 0
-        attempts = getattr(self, "_attempts", 0)
+        attempts = self._attempts
         self._attempts = attempts + 1
         if attempts == 0:
             return 0.0
@@ -148,9 +149,12 @@ class ContainerRun:
         """One instance: its exit code, or None when it could not be started."""
         w = self.worker
         try:
-            self.process = await w.start_process(
-                self.container, rotate=self.restarts > 0 or bool(self.last_state)
-            )
+            # visible before it starts, so that a stop during the start reaches it
+            self.process = w.new_process(self.container, self.restarts > 0 or bool(self.last_state))
+            try:
+                await self.process.start()
+            except OSError as exc:
+                raise proc.ContainerConfigError("StartError", str(exc)) from exc
         except proc.ContainerConfigError as exc:
             self.state = waiting_state(exc.reason, exc.message)
             if self.policy == "Never" and exc.reason not in (
@@ -200,13 +204,15 @@ class ContainerRun:
         w = self.worker
         waiting = asyncio.ensure_future(process.wait())
         deleting = asyncio.ensure_future(w.deleting.wait())
+        halting = asyncio.ensure_future(self._halt.wait())
         try:
-            await asyncio.wait({waiting, deleting}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiting, deleting, halting}, return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():
                 await self.stop(w.grace)
             return await waiting
         finally:
             deleting.cancel()
+            halting.cancel()
 
     async def _post_start(self, process: proc.PodProcess) -> bool:
         """Run the ``postStart`` hook; a failure kills the container (False)."""
@@ -234,8 +240,8 @@ class ContainerRun:
     async def stop(self, grace: float) -> None:
         """preStop hook, SIGTERM, the rest of the grace period, SIGKILL."""
         process = self.process
-        if process is None or process.returncode is not None:
-            return
+        if process is None or process.pid is None or process.returncode is not None:
+            return  # nothing runs (a process still starting is stopped once it has started)
         began = time.monotonic()
         hook = ((self.container.get("lifecycle") or {}).get("preStop")) or None
         if hook:

@@ -59,6 +59,7 @@ class PodWorker:
         self.phase = "Pending"
         self._dirty = asyncio.Event()
         self.pusher: asyncio.Task[None] | None = None
+        self.run_tasks: list[asyncio.Task[None]] = []
 
     @property
     def runs(self) -> list[ContainerRun]:
@@ -76,8 +77,11 @@ class PodWorker:
             await self._run()
         finally:
             await asyncio.gather(
-                *(r.stop(STOP_GRACE_SECONDS) for r in self.runs), return_exceptions=True
+                *(r.halt(STOP_GRACE_SECONDS) for r in self.runs), return_exceptions=True
             )
+            for task in self.run_tasks:
+                task.cancel()
+            await asyncio.gather(*self.run_tasks, return_exceptions=True)
             await self._flush()
             k.ips.release(self.ip)
 
@@ -102,6 +106,7 @@ class PodWorker:
         sidecars: list[asyncio.Task[None]] = []
         for run in self.inits:
             task = asyncio.create_task(run.run())
+            self.run_tasks.append(task)
             if run.sidecar:
                 sidecars.append(task)
                 await _first(run.up.wait(), self.deleting.wait())
@@ -121,6 +126,7 @@ class PodWorker:
         self.phase = "Running"
         self.changed()
         mains = [asyncio.create_task(r.run()) for r in self.mains]
+        self.run_tasks += mains
         await asyncio.gather(*mains, return_exceptions=True)
         await self._stop_all(sidecars)
         codes = [r.exit_code for r in self.mains]
@@ -169,8 +175,9 @@ class PodWorker:
                     await self.deleting.wait()
         return False
 
-    async def start_process(self, container: Obj, rotate: bool) -> proc.PodProcess:
-        """Start one instance of ``container`` (the previous one's log becomes ``previous``)."""
+    def new_process(self, container: Obj, rotate: bool) -> proc.PodProcess:
+        """One instance of ``container``, not started yet (the previous one's log becomes
+        ``previous``); raises :class:`~.processes.ContainerConfigError`."""
         k = self.kubelet
         env = proc.container_env(self.pod, container, self.lookups)
         mounts = container_mounts(container, self.volumes)
@@ -189,12 +196,7 @@ class PodWorker:
         if rotate and log_path.exists():
             log_path.replace(pod_log_path(k.settings.state_dir, namespace, name, cname, True))
         spec = dataclasses.replace(spec, log_path=log_path)
-        process = proc.PodProcess(spec, self.sandbox / "init" / cname)
-        try:
-            await process.start()
-        except OSError as exc:
-            raise proc.ContainerConfigError("StartError", str(exc)) from exc
-        return process
+        return proc.PodProcess(spec, self.sandbox / "init" / cname)
 
     def changed(self) -> None:
         self._dirty.set()

@@ -294,6 +294,9 @@ class PodProcess:
                     await asyncio.to_thread(os.read, ready[0], 1)
             except TimeoutError:
                 pass
+            except BaseException:  # cancelled while starting: leave nothing behind
+                self._kill_group(signal.SIGKILL)
+                raise
             finally:
                 os.close(ready[0])
 
@@ -345,7 +348,8 @@ class PodProcess:
 
     async def stop(self, grace_seconds: float) -> int:
         """SIGTERM the process group, wait up to the grace period, then SIGKILL."""
-        assert self._proc is not None
+        if self._proc is None:  # not started (yet)
+            return 137
         if self._proc.returncode is None:
             self._kill_group(signal.SIGTERM)
             try:
