@@ -223,7 +223,9 @@ async def test_a_refused_or_missing_volume_is_a_mount_event(
     assert any(
         "hostPath '/etc' is not allowed" in e and "kubelet.allowedHostPaths" in e for e in found
     )
-    assert any("failed to fetch token" in e and 'ServiceAccount "default"' in e for e in found)
+    assert any(
+        'failed to fetch token for ServiceAccount "default"' in e and ": 404: " in e for e in found
+    )
     assert (await status_of(core, "host"))["phase"] == "Pending"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import random
 import shutil
@@ -78,6 +79,7 @@ class Kubelet:
         self._informer = Informer(self._list_pods, self._on_pod, f"kubelet-{settings.node_name}")
         self._tasks: set[asyncio.Task[None]] = set()
         self._removing: set[str] = set()
+        self.token_errors: dict[tuple[str, str], str] = {}
 
     def _list_pods(self, **kwargs: Any) -> Any:
         return self.core.list_pod_for_all_namespaces(
@@ -212,6 +214,7 @@ class Kubelet:
         account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
         for audience, seconds in token_sources(pod):
             out.tokens[(audience, seconds)] = await self._token(pod, account, audience, seconds)
+            out.token_error = self.token_errors.pop((namespace, account), "")
         for name in secrets:
             out.secrets[name] = await self._get(self.core.read_namespaced_secret, name, namespace)
         for name in configmaps:
@@ -233,7 +236,8 @@ class Kubelet:
         return None
 
     async def _token(self, pod: Obj, account: str, audience: str, seconds: int) -> str | None:
-        """A bound ServiceAccount token, requested as the kubelet does (TokenRequest)."""
+        """A bound ServiceAccount token, requested as the kubelet does (TokenRequest); None
+        (and the reason in :attr:`token_errors`) when the API server issues none."""
         meta = pod.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         spec: Obj = {
@@ -263,11 +267,15 @@ class Kubelet:
                     _return_http_data_only=True,
                 )
             )
-            data = await read_json(resp)
-            return str((data.get("status") or {}).get("token") or "") or None
-        except (ApiException, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.debug("TokenRequest for %s/%s failed: %r", namespace, account, exc)
-            return None
+            token = str(((resp or {}).get("status") or {}).get("token") or "")
+            if token:
+                return token
+            self.token_errors[(namespace, account)] = "the TokenRequest answer has no token"
+        except ApiException as exc:
+            self.token_errors[(namespace, account)] = _status_message(exc)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            self.token_errors[(namespace, account)] = f"the API server cannot be reached: {exc}"
+        return None
 
     async def event(self, pod: Obj, reason: str, message: str, warning: bool = False) -> None:
         await record(
@@ -278,3 +286,13 @@ class Kubelet:
             component=f"kubelet/{self.settings.node_name}",
             warning=warning,
         )
+
+
+def _status_message(exc: ApiException) -> str:
+    """The message of an API error (its Status body), e.g. a 404 before TokenRequest exists."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return f"{exc.status}: {message or exc.reason}"

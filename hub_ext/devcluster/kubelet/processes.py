@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_ext.devcluster.kubelet import runtime
+from hub_ext.devcluster.kubelet.downward import ContainerConfigError, field_ref, resource_ref
 from hub_ext.devcluster.kubelet.images import (
     ImageEntry,
     ImagePullError,
@@ -38,7 +39,6 @@ from hub_ext.devcluster.kubelet.images import (
     container_argv,
 )
 from hub_ext.devcluster.kubelet.volumes import Lookups, Mount, object_data
-from hub_ext.devcluster.quantity import to_units
 
 __all__ = ["ContainerConfigError", "LaunchSpec", "Lookups", "PodPaths", "PodProcess"]
 
@@ -46,15 +46,6 @@ Obj = Mapping[str, Any]
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV")
 _ANY_ADDRESS = re.compile(r"(?<![0-9.])0\.0\.0\.0(?![0-9]|\.[0-9])")
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-
-
-class ContainerConfigError(Exception):
-    """The container cannot be started (a missing secret, no command, ...); kubelet wording."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -100,37 +91,6 @@ def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
 
 def _object_data(obj: Obj | None, binary: bool) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in object_data(obj, binary).items()}
-
-
-def field_ref(pod: Obj, path: str) -> str:
-    meta = pod.get("metadata") or {}
-    match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if match:
-        return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
-    simple = {
-        "metadata.name": meta.get("name"),
-        "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"),
-        "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
-        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
-        "status.podIP": (pod.get("status") or {}).get("podIP"),
-        "status.hostIP": (pod.get("status") or {}).get("hostIP"),
-    }
-    if path not in simple:
-        raise ContainerConfigError(
-            "CreateContainerConfigError", f"unsupported fieldRef fieldPath {path!r}"
-        )
-    return str(simple[path] or "")
-
-
-def resource_ref(container: Obj, ref: Obj) -> str:
-    resource = str(ref.get("resource", ""))
-    kind, _, name = resource.partition(".")
-    values = (container.get("resources") or {}).get(kind) or {}
-    if name not in values:
-        return "0"
-    divisor = to_units(name, ref.get("divisor", "1m" if name == "cpu" else "1"))
-    return str(-(-to_units(name, values[name]) // max(divisor, 1)))
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub_ext.devcluster.kubelet.downward import ContainerConfigError, field_ref, resource_ref
 from hub_ext.devcluster.kubelet.images import KubeletConfig
 
 Obj = Mapping[str, Any]
@@ -52,6 +53,7 @@ class Lookups:
     secrets: dict[str, Obj | None] = field(default_factory=dict)
     configmaps: dict[str, Obj | None] = field(default_factory=dict)
     tokens: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    token_error: str = ""  # why the API server issued no token
 
 
 def object_data(obj: Obj | None, secret: bool) -> dict[str, bytes]:
@@ -127,8 +129,6 @@ def _field(pod: Obj, path: str, volume: str) -> bytes:
     if path in ("metadata.labels", "metadata.annotations"):
         values = meta.get(path.split(".")[1]) or {}
         return "\n".join(f'{k}="{v}"' for k, v in sorted(values.items())).encode()
-    from hub_ext.devcluster.kubelet.processes import ContainerConfigError, field_ref
-
     try:
         return field_ref(pod, path).encode()
     except ContainerConfigError as exc:
@@ -136,8 +136,6 @@ def _field(pod: Obj, path: str, volume: str) -> bytes:
 
 
 def _downward(pod: Obj, volume: str, items: list[Obj]) -> list[tuple[str, bytes, int | None]]:
-    from hub_ext.devcluster.kubelet.processes import resource_ref
-
     out = []
     for item in items:
         path = _check_path(str(item.get("path") or ""), "downwardAPI path", volume)
@@ -189,10 +187,11 @@ def _files(
             token = lookups.tokens.get(key)
             if token is None:
                 sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+                why = f": {lookups.token_error}" if lookups.token_error else ""
                 raise VolumeError(
                     name,
-                    "failed to fetch token: the API server issued no token for ServiceAccount "
-                    f'"{sa}" (POST serviceaccounts/token)',
+                    f'failed to fetch token for ServiceAccount "{sa}" (TokenRequest, POST '
+                    f"serviceaccounts/{sa}/token){why}",
                 )
             files.append(
                 (
