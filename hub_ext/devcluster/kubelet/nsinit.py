@@ -116,6 +116,9 @@ def main(argv):
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None, "cannot make the mounts private")
     mounts = spec.get("mounts") or []
     fds = [os.open(m["source"], os.O_PATH) for m in mounts]  # before an overlay hides them
+    # HOME and the working directory: made in the container only where the host has none
+    missing = [path for path in spec.get("dirs") or [] if not os.path.isdir(path)]
+    host_cwd = None if spec["cwd"] in missing else os.open(spec["cwd"], os.O_PATH)
     _mount("tmpfs", spec["scratch"], "tmpfs", 0, "mode=0700", "cannot mount the scratch tmpfs")
     layout = Layout(spec["scratch"])
     for m, fd in zip(mounts, fds, strict=True):
@@ -135,11 +138,16 @@ def main(argv):
             _mount(None, target, None, flags, None, f"cannot make {target} read-only")
         layout.mounted.append(target)
         os.close(fd)
-    for path in spec.get("dirs") or []:
+    for path in missing:
         if not os.path.isdir(path):
             layout.ensure(path, True)
     os.close(layout.scratch_fd)
-    os.chdir(spec["cwd"])
+    try:
+        os.chdir(spec["cwd"])
+    except OSError:
+        if host_cwd is None:
+            raise
+        os.fchdir(host_cwd)  # a host directory that a volume now hides (e.g. under /tmp)
     if spec.get("readyFd") is not None:
         os.set_inheritable(spec["readyFd"], False)  # closed by exec: the kubelet sees EOF
     program = spec["argv"][0]
