@@ -17,6 +17,7 @@ import pytest
 
 from hub_ext.devcluster.kubelet import processes as proc
 from hub_ext.devcluster.kubelet import runtime
+from hub_ext.devcluster.kubelet.containers import backoff_delay
 from hub_ext.devcluster.kubelet.images import (
     KubeletConfig,
     KubeletConfigError,
@@ -283,3 +284,8 @@ def test_a_failing_mount_says_what_went_wrong(tmp_path: Path) -> None:
     assert result.returncode == 128
     assert result.stderr.startswith("devcluster: cannot start the container:")
     assert str(tmp_path / "missing") in result.stderr
+
+
+def test_crash_loop_back_off_doubles_up_to_five_minutes() -> None:
+    delays = [backoff_delay(n, 10.0, 300.0) for n in range(8)]
+    assert delays == [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]

@@ -34,6 +34,11 @@ Obj = dict[str, Any]
 RESET_BACKOFF_SECONDS = 600.0
 
 
+def backoff_delay(restarts: int, base: float, cap: float) -> float:
+    """The wait before restart number ``restarts + 1``: none, then base, 2 base, 4 base ... cap."""
+    return 0.0 if restarts == 0 else float(min(base * 2 ** (restarts - 1), cap))
+
+
 class ContainerRun:
     """Runs one container (and its restarts) for a :class:`PodWorker`."""
 
@@ -116,9 +121,7 @@ class ContainerRun:
             self._attempts = 0
         attempts = self._attempts
         self._attempts = attempts + 1
-        if attempts == 0:
-            return 0.0
-        return float(min(cfg.backoff_seconds * 2 ** (attempts - 1), cfg.max_backoff_seconds))
+        return backoff_delay(attempts, cfg.backoff_seconds, cfg.max_backoff_seconds)
 
     async def _back_off(self, delay: float, pulling: bool) -> None:
         w = self.worker
