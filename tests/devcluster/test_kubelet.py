@@ -259,6 +259,16 @@ async def test_init_containers_run_in_order_then_the_containers(
         ("second", "Completed"),
     ]
     assert status["phase"] == "Succeeded"
+    failing = pod(
+        "bad-init",
+        "print('never')",
+        initContainers=[{**step("first", "one"), "command": [PY, "-c", "raise SystemExit(1)"]}],
+    )
+    await request(core.create_namespaced_pod("default", failing, _preload_content=False))
+    status = await eventually(lambda: phase(core, "bad-init", "Failed"), timeout=30, what="failed")
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    listing = await kubectl(cluster.kubeconfig, "get", "pod", "bad-init", "--no-headers")
+    assert listing.split()[:3] == ["bad-init", "0/1", "Init:Error"]
 
 
 CRASH = "import os; print('attempt', flush=True); raise SystemExit(2)"
