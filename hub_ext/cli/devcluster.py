@@ -18,8 +18,9 @@ container command as a process on this machine. It lets the spawner, the admissi
 and the demo run their real Kubernetes code paths without a cluster.
 
 What it is NOT:
-  - no images: the container image is ignored; the container's command runs on this host with
-    the tools installed here;
+  - no images: nothing is pulled; the container's command (or the host command the cluster
+    file's kubelet.images map gives for its image) runs on this host with the tools installed
+    here, in its own mount namespace where the pod's volumes are at their mount paths;
   - no isolation: pods run as your user, share the host network (each pod listens on its own
     loopback address 127.x.y.z, substituted for 0.0.0.0) and see the host file system;
   - no network policy enforcement;

@@ -31,6 +31,7 @@ from hub_ext.devcluster.auth import credentials
 from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
 from hub_ext.devcluster.auth.tokens import ANONYMOUS
 from hub_ext.devcluster.kubeconfig import write_kubeconfig
+from hub_ext.devcluster.kubelet.exec import serve_exec
 from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
@@ -363,6 +364,8 @@ class ApiServer:
         if sub == "log":
             pod = self.objects.existing(rtype, ns, name)
             return await serve_log(request, self.store, self.state_dir, pod)
+        if sub == "exec":
+            return await serve_exec(request, self.objects.existing(rtype, ns, name))
         if verb == "get":
             obj = self.objects.existing(rtype, ns, name)
             if sub is None and wants_table(request.headers.get("Accept", "")):

@@ -22,7 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from hub_ext.devcluster.apiserver import ApiServer
 from hub_ext.devcluster.config import ClusterConfig, node_object, storage_class_object
 from hub_ext.devcluster.informer import api_client, request
-from hub_ext.devcluster.kubelet import Kubelet, KubeletSettings
+from hub_ext.devcluster.kubelet.agent import Kubelet, KubeletSettings
 from hub_ext.devcluster.nodes import LifecycleSettings, NodeAgent, NodeLifecycleController
 from hub_ext.devcluster.scheduler import COMPONENT, Scheduler
 from hub_ext.devcluster.volumes import VolumeProvisioner
@@ -107,7 +107,9 @@ class DevCluster:
         await self.scheduler.start()
         self._started.append(self.scheduler)
         for index, spec in enumerate(self.config.nodes):
-            kubelet = Kubelet(KubeletSettings(url, spec.name, index, self.state_dir))
+            kubelet = Kubelet(
+                KubeletSettings(url, spec.name, index, self.state_dir, self.config.kubelet)
+            )
             await kubelet.start()
             self.kubelets[spec.name] = kubelet
             self._started.append(kubelet)

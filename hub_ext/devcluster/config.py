@@ -21,6 +21,10 @@ A cluster file is YAML::
     storageClasses:
       - name: ceph-rbd
         default: true
+    kubelet:                         # see hub_ext.devcluster.kubelet.images
+      images: {registry.example.org/courses/*: {cmd: [jupyterhub-singleuser]}}
+      allowedHostPaths: [/srv/datasets]
+      crashLoopBackOffSeconds: 10
 
 Errors name the field ("nodes[2].gpus.migConfig: ...") and the accepted values.
 """
@@ -37,6 +41,11 @@ import yaml
 
 if TYPE_CHECKING:
     from hub_ext.core.mig.catalog import GpuModel, MigProfile
+from hub_ext.devcluster.kubelet.images import (
+    KubeletConfig,
+    KubeletConfigError,
+    parse_kubelet_config,
+)
 from hub_ext.devcluster.quantity import QuantityError, format_units, to_units
 
 REFERENCE_LAB = "reference-lab.yaml"
@@ -93,6 +102,7 @@ class ClusterConfig:
     name: str
     nodes: tuple[NodeSpec, ...]
     storage_classes: tuple[StorageClassSpec, ...] = field(default_factory=tuple)
+    kubelet: KubeletConfig = field(default_factory=KubeletConfig)
 
 
 def reference_lab_path() -> Path:
@@ -122,7 +132,7 @@ def load_cluster_config(path: Path | str | None = None) -> ClusterConfig:
 
 def parse_cluster_config(data: object) -> ClusterConfig:
     """Check a parsed cluster definition; raises :class:`ClusterConfigError` naming the field."""
-    allowed = {"name", "nodes", "storageClasses", "kind", "apiVersion"}
+    allowed = {"name", "nodes", "storageClasses", "kubelet", "kind", "apiVersion"}
     root = _mapping(data, "the cluster file", allowed)
     name = _str(root.get("name", "devcluster"), "name")
     raw_nodes = root.get("nodes")
@@ -140,7 +150,11 @@ def parse_cluster_config(data: object) -> ClusterConfig:
     classes = tuple(_storage_class(c, f"storageClasses[{i}]") for i, c in enumerate(raw_classes))
     if sum(c.default for c in classes) > 1:
         raise ClusterConfigError("storageClasses: at most one storage class may be the default")
-    return ClusterConfig(name=name, nodes=nodes, storage_classes=classes)
+    try:
+        kubelet = parse_kubelet_config(root.get("kubelet"))
+    except KubeletConfigError as exc:
+        raise ClusterConfigError(str(exc)) from exc
+    return ClusterConfig(name=name, nodes=nodes, storage_classes=classes, kubelet=kubelet)
 
 
 def _mapping(data: object, where: str, allowed: set[str]) -> dict[str, Any]:

@@ -15,8 +15,9 @@ SUB_VERBS = {
     "binding": ["create"],
     "log": ["get"],
     "token": ["create"],
+    "exec": ["create", "get"],
 }
-SUB_KINDS = {"binding": "Binding", "token": "TokenRequest"}
+SUB_KINDS = {"binding": "Binding", "token": "TokenRequest", "exec": "PodExecOptions"}
 
 
 def version_info() -> Obj:

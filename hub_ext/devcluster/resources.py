@@ -47,7 +47,9 @@ _RBAC = "rbac.authorization.k8s.io"
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
     ResourceType("", "v1", "nodes", "Node", False, ("no",), ("status",)),
-    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("status", "binding", "log"), _ALL),
+    ResourceType(
+        "", "v1", "pods", "Pod", True, ("po",), ("status", "binding", "log", "exec"), _ALL
+    ),
     ResourceType(
         "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), ("status",)
     ),

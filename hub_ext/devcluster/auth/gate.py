@@ -26,6 +26,9 @@ from hub_ext.devcluster.store import Store
 
 Obj = dict[str, Any]
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
+# A WebSocket upgrade (GET) of these needs ``create``, as the API server checks it since
+# Kubernetes 1.30 (AuthorizePodWebsocketUpgradeCreatePermission): the same grant as SPDY's POST.
+_CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
 
 
 def request_attributes(user: UserInfo, method: str, path: str, query: Any) -> Attributes:
@@ -62,6 +65,8 @@ def request_attributes(user: UserInfo, method: str, path: str, query: Any) -> At
             name = selector[len("metadata.name=") :]
     elif method == "DELETE" and not name:
         verb = "deletecollection"
+    elif method == "GET" and resource == "pods" and sub in _CONNECT_SUBRESOURCES:
+        verb = "create"
     return Attributes(user, verb, namespace, group, resource, sub, name, path)
 
 

@@ -1,21 +1,27 @@
-"""The kubelet's part of ServiceAccount tokens: a TokenRequest per projected token source, and
-the ``kube-root-ca.crt`` ConfigMap of the namespace (kept for a minute, as the kubelet's
-TTL-based ConfigMap cache does; the CA does not change while the cluster runs)."""
+"""What the kubelet adds to a pod for talking to the API server: the ``kube-root-ca.crt``
+ConfigMap of the namespace (kept for a minute, as the kubelet's TTL-based ConfigMap cache does;
+the CA does not change while the cluster runs) and the ``KUBERNETES_SERVICE_*`` variables.
+
+``KUBERNETES_SERVICE_HOST`` and ``KUBERNETES_SERVICE_PORT`` point at the API server's HTTPS
+port, whose certificate the ``ca.crt`` of the ServiceAccount volume verifies. The token itself
+is requested by the kubelet with TokenRequest (:mod:`hub_ext.devcluster.kubelet.agent`).
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster import projected
-from hub_ext.devcluster.auth.credentials import secure_url
 from hub_ext.devcluster.auth.serviceaccounts import ROOT_CA
 from hub_ext.devcluster.informer import read_json
 
 Obj = dict[str, Any]
 ROOT_CA_TTL = 60.0
+
+__all__ = ["ROOT_CA", "RootCACache", "service_env"]
 
 
 class RootCACache:
@@ -42,27 +48,20 @@ class RootCACache:
         return obj
 
 
-async def pod_tokens(core: Any, pod: Obj, lookups: Any, root_ca: RootCACache) -> None:
-    """Fill ``lookups.tokens`` (TokenRequests for the pod), the root CA ConfigMap when a
-    projected volume reads it, and ``lookups.service_env``."""
-    meta = pod.get("metadata") or {}
-    namespace = meta.get("namespace") or "default"
-    account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
-    sources = projected.token_sources(pod)
-    for key, audiences, seconds in sources:
-        body = projected.token_request_body(pod, audiences, seconds)
-        try:
-            answer = await read_json(
-                await core.create_namespaced_service_account_token(
-                    account, namespace, body, _preload_content=False
-                )
-            )
-        except ApiException:
-            continue  # the account is gone: the file stays absent, as a kubelet would fail
-        lookups.tokens[key] = str((answer.get("status") or {}).get("token") or "")
-    if ROOT_CA in projected.referenced(pod)[1]:
-        found = await root_ca.get(core, namespace)
-        if found is not None:
-            lookups.configmaps[ROOT_CA] = found
-    url = secure_url(core.api_client.configuration.host)
-    lookups.service_env.update(projected.service_env(url))
+def service_env(secure_url: str) -> dict[str, str]:
+    """The variables a kubelet sets for the ``kubernetes`` Service (the API server)."""
+    if not secure_url:
+        return {}
+    parts = urlsplit(secure_url)
+    host, port = parts.hostname or "127.0.0.1", str(parts.port or 443)
+    address = f"tcp://{host}:{port}"
+    return {
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+        "KUBERNETES_SERVICE_PORT_HTTPS": port,
+        "KUBERNETES_PORT": address,
+        "KUBERNETES_PORT_443_TCP": address,
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": port,
+        "KUBERNETES_PORT_443_TCP_ADDR": host,
+    }
