@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from devcluster_helpers import KUBECTL, eventually, get_pod, kubectl
+from devcluster_helpers import KUBECTL, get_pod, kubectl
 from kubernetes_asyncio.client import Configuration, CoreV1Api
 from kubernetes_asyncio.stream import WsApiClient
+from support import eventually
 
 from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
 from hub_ext.devcluster.config import parse_cluster_config
@@ -210,10 +211,19 @@ async def test_a_refused_or_missing_volume_is_a_mount_event(
     account = pod(
         "account",
         "pass",
+        serviceAccountName="leaving",
+        schedulingGates=[{"name": "example.org/hold"}],
         volumes=[token],
         volumeMounts=[{"name": "token", "mountPath": "/var/run/secrets/x"}],
     )
+    leaving = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "leaving"}}
+    await apply(cluster, leaving)
     await apply(cluster, host, account)
+    # the account goes away before the pod reaches its kubelet: TokenRequest answers 404
+    await core.delete_namespaced_service_account("leaving", "default")
+    await core.patch_namespaced_pod(
+        "account", "default", [{"op": "remove", "path": "/spec/schedulingGates"}]
+    )
 
     async def refused() -> list[str] | None:
         found = await events(core, "host") + await events(core, "account")
@@ -224,7 +234,9 @@ async def test_a_refused_or_missing_volume_is_a_mount_event(
         "hostPath '/etc' is not allowed" in e and "kubelet.allowedHostPaths" in e for e in found
     )
     assert any(
-        'failed to fetch token for ServiceAccount "default"' in e and ": 404: " in e for e in found
+        'failed to fetch token for ServiceAccount "leaving"' in e
+        and '404: serviceaccounts "leaving" not found' in e
+        for e in found
     )
     assert (await status_of(core, "host"))["phase"] == "Pending"
 

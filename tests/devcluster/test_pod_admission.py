@@ -11,9 +11,10 @@ from typing import Any
 import api_testing
 import pytest
 from api_testing import Api, client_for, kubectl
-from devcluster_helpers import eventually, get_pod, pod_manifest, two_node_config
+from devcluster_helpers import get_pod, pod_manifest, two_node_config
 from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
+from support import eventually
 
 from hub_ext.devcluster.apiserver import write_kubeconfig
 from hub_ext.devcluster.cluster import DevCluster

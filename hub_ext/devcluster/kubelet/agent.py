@@ -297,9 +297,13 @@ class Kubelet:
 
 def _status_message(exc: ApiException) -> str:
     """The message of an API error (its Status body), e.g. a 404 before TokenRequest exists."""
-    try:
-        body = json.loads(exc.body or "{}")
-    except ValueError:
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
+    message = None
+    for text in (exc.body, exc.reason):  # read_json leaves the Status body in the reason
+        try:
+            body = json.loads(text or "{}")
+        except (TypeError, ValueError):
+            continue
+        message = body.get("message") if isinstance(body, dict) else None
+        if message:
+            break
     return f"{exc.status}: {message or exc.reason}"
