@@ -28,7 +28,9 @@ from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
-from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
+from hub_ext.devcluster.controllers.disruption import evict
+from hub_ext.devcluster.crds import CrdObserver
+from hub_ext.devcluster.resources import Registry, ResourceType, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 MAX_WATCH_SECONDS = 1800
 TICK_SECONDS = 0.25
+NOT_FOUND = "the server could not find the requested resource"
 
 
 def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response:
@@ -45,7 +48,9 @@ def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response
     )
 
 
-def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | None] | None:
+def _parse_path(
+    parts: list[str], registry: Registry
+) -> tuple[ResourceType, str, str | None, str | None] | None:
     """(resource type, namespace, name, subresource) for a resource URL, else None."""
     if parts[0] == "api" and len(parts) >= 3:
         group, version, rest = "", parts[1], parts[2:]
@@ -62,7 +67,7 @@ def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | 
         namespace, rest = rest[1], rest[2:]
     if len(rest) > 3:
         return None
-    rtype = lookup(group, version, rest[0])
+    rtype = registry.lookup(group, version, rest[0])
     if rtype is None or (namespace and not rtype.namespaced):
         return None
     name = rest[1] if len(rest) > 1 else None
@@ -115,7 +120,10 @@ class ApiServer:
         self.token = token
         self.faults = FaultInjector()
         self.store = Store()
-        self.objects = Objects(self.store)
+        self.registry = Registry()
+        self.objects = Objects(self.store, self.registry)
+        self.crds = CrdObserver(self.registry, self.store)
+        self.store.observers.append(self.crds)
         self.bookmark_interval = 10.0
         self.snapshot_interval = 5.0
         self._runner: web.AppRunner | None = None
@@ -138,6 +146,7 @@ class ApiServer:
             return
         if not self._loaded and self.objects_dir is not None:
             self.store.load(self.objects_dir)
+            self.crds.load()
         self._loaded = True
         self.objects.ensure_system_namespaces()
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -266,11 +275,9 @@ class ApiServer:
             found = self._discovery(request, parts)
             if found is not None:
                 return found
-            parsed = _parse_path(parts)
+            parsed = _parse_path(parts, self.registry)
             if parsed is None:
-                raise ApiError(
-                    404, f"the server could not find the requested resource ({request.path})"
-                )
+                raise ApiError(404, NOT_FOUND)
             content_type = request.headers.get("Content-Type", "")
             if "protobuf" in content_type or "cbor" in content_type:
                 raise ApiError(
@@ -294,25 +301,29 @@ class ApiServer:
             media = discovery.wants_aggregated(accept)
             if media is not None:
                 version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in media else None
-                doc = discovery.aggregated(parts == ["api"], version or "apidiscovery.k8s.io/v2")
+                doc = discovery.aggregated(
+                    parts == ["api"], version or "apidiscovery.k8s.io/v2", self.registry
+                )
                 return _json(doc, content_type=media)
             return _json(
-                discovery.api_versions() if parts == ["api"] else discovery.api_group_list()
+                discovery.api_versions()
+                if parts == ["api"]
+                else discovery.api_group_list(self.registry)
             )
         if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.resource_list("", parts[1])
+            doc = discovery.resource_list("", parts[1], self.registry)
         elif parts[0] == "apis" and len(parts) == 2:
-            doc = discovery.api_group(parts[1])
+            doc = discovery.api_group(parts[1], self.registry)
         elif parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.resource_list(parts[1], parts[2])
+            doc = discovery.resource_list(parts[1], parts[2], self.registry)
         elif parts[:2] == ["openapi", "v3"]:
             if len(parts) == 2:
-                return _json(discovery.openapi_v3_root())
+                return _json(discovery.openapi_v3_root(self.registry))
             rest = parts[2:]
             if rest[0] == "api" and len(rest) == 2:
-                doc = discovery.openapi_v3_group("", rest[1])
+                doc = discovery.openapi_v3_group("", rest[1], self.registry)
             elif rest[0] == "apis" and len(rest) == 3:
-                doc = discovery.openapi_v3_group(rest[1], rest[2])
+                doc = discovery.openapi_v3_group(rest[1], rest[2], self.registry)
             else:
                 doc = None
         elif parts[0] in ("openapi", "swagger.json"):
@@ -320,9 +331,7 @@ class ApiServer:
         else:
             return None
         if doc is None:
-            raise ApiError(
-                404, f"the server could not find the requested resource ({request.path})"
-            )
+            raise ApiError(404, NOT_FOUND)
         return _json(doc)
 
     async def _resource(
@@ -348,6 +357,8 @@ class ApiServer:
                 return _json(table(rtype, [obj], obj["metadata"]["resourceVersion"], include))
             return _json(obj)
         raw = await request.read()
+        if verb == "create" and sub == "eviction":
+            return _json(evict(self.objects, ns, name, decode_body(raw)), 201)
         if verb == "create":
             if sub != "binding":
                 where = f"{rtype.plural}/{sub}" if sub else f"a single {rtype.singular}"
