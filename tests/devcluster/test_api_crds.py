@@ -79,7 +79,9 @@ async def test_crd_objects_are_created_listed_patched_and_watched(api: Api, tmp_
     assert "servicemonitor.monitoring.coreos.com/hub created" in created
     listed = await kubectl(kc, "get", "smon")
     assert "hub" in listed
-    assert "servicemonitors" in await kubectl(kc, "api-resources", "--api-group=monitoring.coreos.com")
+    assert "servicemonitors" in await kubectl(
+        kc, "api-resources", "--api-group=monitoring.coreos.com"
+    )
     custom = CustomObjectsApi(api.client)
     args = ("monitoring.coreos.com", "v1", "default", "servicemonitors")
     async with aiohttp.ClientSession() as session:
@@ -119,8 +121,9 @@ async def test_a_crd_is_validated_like_kubernetes(api: Api) -> None:
         "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", bad
     )
     assert status == 422
-    assert 'metadata.name: Invalid value: "widget.example.com": must be spec.names.plural+"."+' in (
-        body["message"]
+    assert (
+        'metadata.name: Invalid value: "widget.example.com": must be spec.names.plural+"."+'
+        in (body["message"])
     )
 
 

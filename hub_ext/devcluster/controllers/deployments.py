@@ -39,6 +39,28 @@ def template_hash(template: Obj, collisions: int = 0) -> str:
     return "".join(SAFE[int(c) % len(SAFE)] for c in str(value))
 
 
+def normalized(value: Any) -> Any:
+    """``value`` without empty fields (``null``, ``{}``, ``[]``) and without the hash label: two
+    templates that differ only there are the same template (clients round-trip them through
+    typed objects, which adds empty fields)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == HASH_LABEL:
+                continue
+            item = normalized(item)
+            if item is not None and item != {} and item != []:
+                out[key] = item
+        return out
+    if isinstance(value, list):
+        return [normalized(v) for v in value]
+    return value
+
+
+def _matches(rs: Obj, template: Obj) -> bool:
+    return bool(normalized(rs["spec"].get("template") or {}) == template)
+
+
 def revision(rs: Obj) -> int:
     try:
         return int((rs["metadata"].get("annotations") or {}).get(REVISION, 0))
@@ -182,10 +204,9 @@ def reconcile(m: ControllerManager, ns: str, name: str) -> None:
     from hub_ext.devcluster.controllers import deployment_status
 
     owned = m.owned(d, RS)
-    hash_ = template_hash(d["spec"]["template"])
-    new = next(
-        (rs for rs in owned if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == hash_), None
-    )
+    template = normalized(d["spec"]["template"])
+    hash_ = template_hash(template)
+    new = next((rs for rs in owned if _matches(rs, template)), None)
     olds = [rs for rs in owned if rs is not new]
     top = max((revision(rs) for rs in owned), default=0)
     created = False
@@ -202,9 +223,7 @@ def reconcile(m: ControllerManager, ns: str, name: str) -> None:
         _roll(m, d, new, olds)
         _cleanup(m, d, olds)
     owned = m.owned(d, RS)
-    new = next(
-        (rs for rs in owned if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == hash_), None
-    )
+    new = next((rs for rs in owned if _matches(rs, template)), None)
     if new is not None and (d["metadata"].get("annotations") or {}).get(REVISION) != str(
         revision(new)
     ):

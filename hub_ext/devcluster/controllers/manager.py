@@ -125,7 +125,12 @@ class ControllerManager:
             self.enqueue((key, ns, meta["name"]))
         ref = controller_of(obj) or (controller_of(change.old) if change.old else None)
         if ref is not None and ref.get("kind") in OWNER_KEYS:
-            self.enqueue((OWNER_KEYS[ref["kind"]], ns, ref.get("name", "")))
+            owner_key = OWNER_KEYS[ref["kind"]]
+            self.enqueue((owner_key, ns, ref.get("name", "")))
+            owner = self.store.get(owner_key, ns, ref.get("name", ""))
+            grand = controller_of(owner) if owner is not None else None
+            if grand is not None and grand.get("kind") in OWNER_KEYS:  # a Deployment's pod
+                self.enqueue((OWNER_KEYS[grand["kind"]], ns, grand.get("name", "")))
         if garbage.FOREGROUND in (meta.get("finalizers") or []):
             self.foreground.add((key, ns, meta["name"]))
         if change.type == "DELETED" and self.foreground:
