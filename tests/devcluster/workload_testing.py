@@ -100,9 +100,9 @@ def lab_config() -> Any:
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
     clock = Clock()
     options = DevClusterOptions(heartbeat_seconds=0.2, monitor_grace=30, clock=clock)
-    async with DevCluster(lab_config(), tmp_path / "state", options) as cluster:
-        async with api_client(cluster.api.url) as client:
-            yield Lab(cluster, client, clock, tmp_path)
+    cluster = DevCluster(lab_config(), tmp_path / "state", options)
+    async with cluster, api_client(cluster.api.url) as client:
+        yield Lab(cluster, client, clock, tmp_path)
 
 
 def web_deployment(name: str, version: str, replicas: int = 2, **strategy: Any) -> dict[str, Any]:
