@@ -28,6 +28,7 @@ from hub_ext.devcluster import processes as proc
 from hub_ext.devcluster.apiserver import pod_log_path
 from hub_ext.devcluster.events import now_iso, record
 from hub_ext.devcluster.informer import Informer, api_client, key_of, read_json, request
+from hub_ext.devcluster.network.services import service_env
 from hub_ext.devcluster.pod_status import qos_class, running, terminated, waiting
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,11 @@ class Kubelet:
         self.core = CoreV1Api(self._client)
         self.workers: dict[str, _PodWorker] = {}  # by pod uid
         self._informer = Informer(self._list_pods, self._on_pod, f"kubelet-{settings.node_name}")
+        self._services = Informer(
+            self.core.list_service_for_all_namespaces,
+            lambda kind, obj: None,
+            f"kubelet-{settings.node_name}-services",
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._removing: set[str] = set()
 
@@ -304,12 +310,15 @@ class Kubelet:
         )
 
     async def start(self) -> None:
+        self._services.start()
         self._informer.start()
         await self._informer.synced.wait()
+        await self._services.synced.wait()
 
     async def stop(self) -> None:
         """Stop every pod process (SIGTERM, a short grace, SIGKILL) and the watch."""
         await self._informer.stop()
+        await self._services.stop()
         workers = list(self.workers.values())
         await asyncio.gather(*(w._stop_processes(STOP_GRACE_SECONDS) for w in workers))
         tasks = [w.task for w in workers if w.task] + list(self._tasks)
@@ -417,6 +426,10 @@ class Kubelet:
         namespace = (pod.get("metadata") or {}).get("namespace") or "default"
         secrets, configmaps = proc.referenced_objects(pod)
         out = proc.Lookups()
+        if (pod.get("spec") or {}).get("enableServiceLinks", True):
+            out.service_env = service_env(
+                s for (ns, _), s in self._services.cache.items() if ns == namespace
+            )
         for name in secrets:
             out.secrets[name] = await self._get(self.core.read_namespaced_secret, name, namespace)
         for name in configmaps:

@@ -65,6 +65,7 @@ class Lookups:
 
     secrets: dict[str, Obj | None] = field(default_factory=dict)
     configmaps: dict[str, Obj | None] = field(default_factory=dict)
+    service_env: dict[str, str] = field(default_factory=dict)  # network.services.service_env
 
 
 def referenced_objects(pod: Obj) -> tuple[set[str], set[str]]:
@@ -144,8 +145,9 @@ def expand(value: str, env: Mapping[str, str]) -> str:
 
 
 def container_env(pod: Obj, container: Obj, lookups: Lookups) -> dict[str, str]:
-    """The container's environment as Kubernetes would set it (without the host base)."""
-    env: dict[str, str] = {}
+    """The container's environment as Kubernetes would set it (without the host base): the
+    Service variables first, then ``envFrom``, then ``env``."""
+    env: dict[str, str] = dict(lookups.service_env)
     for env_from in container.get("envFrom") or []:
         prefix = env_from.get("prefix") or ""
         for kind, table, binary in (

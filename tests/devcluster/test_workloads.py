@@ -9,6 +9,7 @@ pod that is running but not ready (what a failing readiness probe reports).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -181,7 +182,12 @@ async def test_a_job_completes_and_a_failing_one_gives_up(lab: Lab) -> None:
         "spec": {
             "completions": 3,
             "parallelism": 2,
-            "template": {"spec": command_pod_spec("print('graded', flush=True)")},
+            "template": {
+                "spec": command_pod_spec(
+                    "import os; print('graded via', os.environ['GRADER_SERVICE_HOST'], "
+                    "os.environ['GRADER_SERVICE_PORT'], flush=True)"
+                )
+            },
         },
     }
     failing = {
@@ -193,6 +199,10 @@ async def test_a_job_completes_and_a_failing_one_gives_up(lab: Lab) -> None:
             "template": {"spec": command_pod_spec("raise SystemExit(3)")},
         },
     }
+    grader = await read(
+        lambda **kw: lab.core.create_namespaced_service("default", service("grader", 9000), **kw)
+    )
+    await asyncio.sleep(0.5)  # the kubelets' service caches follow their watch
     await kubectl(kc, "apply", "-f", lab.manifest(job, failing))
     out = await kubectl(kc, "wait", "--for=condition=complete", "job/grade", "--timeout=90s")
     assert "condition met" in out
@@ -200,7 +210,8 @@ async def test_a_job_completes_and_a_failing_one_gives_up(lab: Lab) -> None:
     assert done["status"]["succeeded"] == 3 and "active" not in done["status"]
     assert condition(done, "Complete")["reason"] == "CompletionsReached"
     assert done["status"]["completionTime"]
-    assert "graded" in await kubectl(kc, "logs", "job/grade")
+    logs = await kubectl(kc, "logs", "job/grade")
+    assert f"graded via {grader['spec']['clusterIP']} 9000" in logs
     assert "Complete" in await kubectl(kc, "get", "jobs")
     out = await kubectl(kc, "wait", "--for=condition=failed", "job/broken", "--timeout=90s")
     assert "condition met" in out
@@ -338,8 +349,6 @@ async def test_a_disruption_budget_blocks_an_eviction(lab: Lab) -> None:
     with pytest.raises(ApiException) as refused:
         await lab.core.create_namespaced_pod_eviction(victim, "default", eviction)
     assert refused.value.status == 429
-    import json
-
     body = json.loads(refused.value.body)
     assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
     assert body["details"]["causes"] == [
