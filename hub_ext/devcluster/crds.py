@@ -53,7 +53,8 @@ def _causes(crd: Obj) -> list[Cause]:
     if not isinstance(spec, dict):
         return [Cause("spec", "Required value", "FieldValueRequired")]
     causes: list[Cause] = []
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    given = spec.get("names")
+    names: Obj = given if isinstance(given, dict) else {}
     for field in ("plural", "kind"):
         if not names.get(field):
             causes.append(Cause(f"spec.names.{field}", "Required value", "FieldValueRequired"))

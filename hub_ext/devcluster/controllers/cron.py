@@ -117,8 +117,16 @@ def parse_schedule(text: str) -> Schedule:
     fields = spec.split()
     if len(fields) != 5:
         raise CronError(f"expected exactly 5 fields, found {len(fields)}: {text}")
-    sets = [_field(f, i) for i, f in enumerate(fields)]
-    return Schedule(*sets, any_day=fields[2] == "*", any_weekday=fields[4] == "*")
+    minutes, hours, days, months, weekdays = (_field(f, i) for i, f in enumerate(fields))
+    return Schedule(
+        minutes,
+        hours,
+        days,
+        months,
+        weekdays,
+        any_day=fields[2] == "*",
+        any_weekday=fields[4] == "*",
+    )
 
 
 def due_times(

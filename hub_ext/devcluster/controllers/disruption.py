@@ -58,7 +58,7 @@ def compute(store_objects: dict[str, Any], pdb: Obj, stamp: str) -> Obj:
         desired = expected
     allowed = max(0, healthy - desired)
     old = pdb.get("status") or {}
-    previous = next(
+    previous: Obj = next(
         (c for c in old.get("conditions") or [] if c.get("type") == "DisruptionAllowed"), {}
     )
     ok = allowed > 0

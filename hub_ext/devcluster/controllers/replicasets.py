@@ -76,11 +76,12 @@ def _backoff(m: ControllerManager, rs: Obj, failed: int) -> float:
     uid = rs["metadata"]["uid"]
     memory = m.memory.setdefault("rs-failures", {})
     count, until = memory.get(uid, (0, 0.0))
+    until = float(until)
     if failed:
         count += failed
         until = m.now() + min(60.0, 2.0 ** (count - 1))
         memory[uid] = (count, until)
-    return max(0.0, until - m.now())
+    return max(0.0, float(until) - m.now())
 
 
 def reconcile(m: ControllerManager, ns: str, name: str) -> None:

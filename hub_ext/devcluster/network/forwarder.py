@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from typing import Any
@@ -89,7 +90,7 @@ class ServiceProxy:
                     continue
                 try:
                     server = await asyncio.start_server(
-                        lambda r, w, i=ident: self._connect(r, w, i),
+                        functools.partial(self._connect, ident=ident),
                         listen[0],
                         listen[1],
                         reuse_address=True,
