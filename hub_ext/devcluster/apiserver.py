@@ -26,6 +26,7 @@ from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
 from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
+from hub_ext.devcluster.api_scale import scale
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
 from hub_ext.devcluster.controllers.disruption import evict
@@ -350,6 +351,9 @@ class ApiServer:
         if sub == "log":
             pod = self.objects.existing(rtype, ns, name)
             return await serve_log(request, self.store, self.state_dir, pod)
+        if sub == "scale":
+            body = (request.headers.get("Content-Type", ""), await request.read())
+            return _json(scale(self.objects, rtype, ns, name, request.method, body))
         if verb == "get":
             obj = self.objects.existing(rtype, ns, name)
             if sub is None and wants_table(request.headers.get("Accept", "")):

@@ -15,8 +15,9 @@ SUB_VERBS = {
     "binding": ["create"],
     "log": ["get"],
     "eviction": ["create"],
+    "scale": ["get", "patch", "update"],
 }
-SUB_KINDS = {"binding": "Binding", "eviction": "Eviction"}
+SUB_KINDS = {"binding": "Binding", "eviction": "Eviction", "scale": "Scale"}
 BUILTIN = Registry()
 
 

@@ -13,14 +13,15 @@ from hub_ext.devcluster.resources import ResourceType
 
 _ALL = ("all",)
 _ST = ("status",)
+_SCALE = ("status", "scale")
 BUILTIN_KINDS: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",), _ST),
     ResourceType("", "v1", "limitranges", "LimitRange", True, ("limits",)),
     ResourceType("", "v1", "podtemplates", "PodTemplate", True),
-    ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",), _ST, _ALL),
-    ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), _ST, _ALL),
+    ResourceType("apps", "v1", "deployments", "Deployment", True, ("deploy",), _SCALE, _ALL),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), _SCALE, _ALL),
     ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), _ST, _ALL),
-    ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), _ST, _ALL),
+    ResourceType("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), _SCALE, _ALL),
     ResourceType("apps", "v1", "controllerrevisions", "ControllerRevision", True),
     ResourceType("batch", "v1", "jobs", "Job", True, (), _ST, _ALL),
     ResourceType("batch", "v1", "cronjobs", "CronJob", True, ("cj",), _ST, _ALL),

@@ -166,11 +166,19 @@ async def test_recreate_and_orphaned_replicasets(lab: Lab) -> None:
     pods = await pods_of(lab, "app=old")
     assert len(pods) == 1
     assert pods[0]["spec"]["containers"][0]["env"][0] == {"name": "VERSION", "value": "v2"}
+    scaled = await kubectl(kc, "scale", "deployment/old", "--replicas=3")
+    assert "deployment.apps/old scaled" in scaled
+    await kubectl(kc, "rollout", "status", "deployment/old", "--timeout=90s")
+    assert len(await pods_of(lab, "app=old")) == 3
+    scale = json.loads(
+        await kubectl(kc, "get", "--raw", "/apis/apps/v1/namespaces/default/deployments/old/scale")
+    )
+    assert scale["spec"]["replicas"] == 3 and scale["status"]["selector"] == "app=old"
     out = await kubectl(kc, "delete", "deployment", "old", "--cascade=orphan")
     assert 'deployment.apps "old" deleted' in out
     sets = await request(lab.apps.list_namespaced_replica_set("default", _preload_content=False))
     assert sets["items"] and all("ownerReferences" not in rs["metadata"] for rs in sets["items"])
-    assert len(await pods_of(lab, "app=old")) == 1
+    assert len(await pods_of(lab, "app=old")) == 3
 
 
 async def test_a_job_completes_and_a_failing_one_gives_up(lab: Lab) -> None:
