@@ -374,3 +374,60 @@ async def test_a_disruption_budget_blocks_an_eviction(lab: Lab) -> None:
         return victim not in names and len(names) == 2
 
     await eventually(replaced, what="the evicted pod to be replaced")
+
+
+async def test_a_statefulset_starts_its_pods_in_order_with_their_own_claims(lab: Lab) -> None:
+    kc = lab.kubeconfig
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": command_pod_spec("import time; time.sleep(600)", "Always"),
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+    await kubectl(kc, "apply", "-f", lab.manifest(statefulset))
+    out = await kubectl(kc, "rollout", "status", "statefulset/db", "--timeout=90s")
+    assert "partitioned roll out complete: 3 new pods have been updated" in out
+    pods = sorted(await pods_of(lab, "app=db"), key=lambda p: p["metadata"]["creationTimestamp"])
+    assert sorted(p["metadata"]["name"] for p in pods) == ["db-0", "db-1", "db-2"]
+    assert pods[0]["spec"]["hostname"] == "db-0" and pods[0]["spec"]["subdomain"] == "db"
+    claims = await request(
+        lab.core.list_namespaced_persistent_volume_claim("default", _preload_content=False)
+    )
+    assert sorted(c["metadata"]["name"] for c in claims["items"]) == [
+        "data-db-0",
+        "data-db-1",
+        "data-db-2",
+    ]
+    await kubectl(kc, "set", "env", "statefulset/db", "MODE=replica")
+    out = await kubectl(kc, "rollout", "status", "statefulset/db", "--timeout=90s")
+    assert "partitioned roll out complete: 3 new pods have been updated" in out
+    for pod in await pods_of(lab, "app=db"):
+        assert {"name": "MODE", "value": "replica"} in pod["spec"]["containers"][0]["env"]
+    await kubectl(kc, "scale", "statefulset/db", "--replicas=1")
+
+    async def one_left() -> bool:
+        names = [p["metadata"]["name"] for p in await pods_of(lab, "app=db")]
+        return names == ["db-0"]
+
+    await eventually(one_left, what="db-2 and db-1 to go")
+    claims = await request(
+        lab.core.list_namespaced_persistent_volume_claim("default", _preload_content=False)
+    )
+    assert len(claims["items"]) == 3  # claims outlive their pods

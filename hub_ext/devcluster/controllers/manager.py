@@ -36,6 +36,7 @@ OWNER_KEYS = {
     "ReplicaSet": "replicasets.apps",
     "Deployment": "deployments.apps",
     "DaemonSet": "daemonsets.apps",
+    "StatefulSet": "statefulsets.apps",
     "Job": "jobs.batch",
     "CronJob": "cronjobs.batch",
 }
@@ -66,6 +67,7 @@ class ControllerManager:
             endpoints,
             jobs,
             replicasets,
+            statefulsets,
         )
 
         self.objects = objects
@@ -76,6 +78,7 @@ class ControllerManager:
             "deployments.apps": deployments.reconcile,
             "replicasets.apps": replicasets.reconcile,
             "daemonsets.apps": daemonsets.reconcile,
+            "statefulsets.apps": statefulsets.reconcile,
             "jobs.batch": jobs.reconcile,
             "cronjobs.batch": cronjobs.reconcile,
             "services": endpoints.reconcile,
