@@ -325,6 +325,12 @@ async def test_a_daemonset_runs_one_pod_on_each_matching_node(lab: Lab) -> None:
     await eventually(lambda: nodes_with_pods({"gpu-a", "gpu-b"}), what="pods on both GPU nodes")
     ds = await read(lambda **kw: lab.apps.read_namespaced_daemon_set("gpu-agent", "default", **kw))
     assert ds["status"]["desiredNumberScheduled"] == 2 and ds["status"]["numberReady"] == 2
+    await kubectl(kc, "set", "env", "daemonset/gpu-agent", "LEVEL=debug")
+    out = await kubectl(kc, "rollout", "status", "daemonset/gpu-agent", "--timeout=90s")
+    assert 'daemon set "gpu-agent" successfully rolled out' in out
+    for pod in await pods_of(lab, "app=gpu-agent"):
+        if not pod["metadata"].get("deletionTimestamp"):
+            assert {"name": "LEVEL", "value": "debug"} in pod["spec"]["containers"][0]["env"]
     await kubectl(kc, "label", "node", "cpu-c", "lab.example/role=gpu")
     await eventually(lambda: nodes_with_pods({"gpu-a", "gpu-b", "cpu-c"}), what="a third pod")
     await kubectl(kc, "label", "node", "gpu-b", "lab.example/role-")
@@ -431,3 +437,26 @@ async def test_a_statefulset_starts_its_pods_in_order_with_their_own_claims(lab:
         lab.core.list_namespaced_persistent_volume_claim("default", _preload_content=False)
     )
     assert len(claims["items"]) == 3  # claims outlive their pods
+
+
+async def test_a_deployment_that_cannot_progress_passes_its_deadline(lab: Lab) -> None:
+    kc = lab.kubeconfig
+    stuck = web_deployment("stuck", "v1", 1)
+    stuck["spec"]["progressDeadlineSeconds"] = 60
+    container = stuck["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "64"}}  # fits no node: stays Pending
+    await kubectl(kc, "apply", "-f", lab.manifest(stuck))
+
+    async def progressing(reason: str) -> dict[str, Any] | None:
+        d = await read(lambda **kw: lab.apps.read_namespaced_deployment("stuck", "default", **kw))
+        conds = d.get("status", {}).get("conditions") or []
+        return d if any(c["reason"] == reason for c in conds) else None
+
+    await eventually(lambda: progressing("ReplicaSetUpdated"), what="the rollout to start")
+    lab.clock.advance(120)
+    dep = await eventually(lambda: progressing("ProgressDeadlineExceeded"), what="the deadline")
+    cond = condition(dep, "Progressing")
+    assert cond["status"] == "False"
+    assert cond["message"].endswith("has timed out progressing.")
+    out = await kubectl(kc, "rollout", "status", "deployment/stuck", "--timeout=10s", check=False)
+    assert 'error: deployment "stuck" exceeded its progress deadline' in out
