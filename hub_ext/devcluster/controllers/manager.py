@@ -120,7 +120,13 @@ class ControllerManager:
 
     # -- routing -------------------------------------------------------------------------------
     def observe(self, change: Change) -> None:
-        """Queue what ``change`` concerns (called by the store; must not write)."""
+        """Queue what ``change`` concerns (called by the store; must not write or raise)."""
+        try:
+            self._route(change)
+        except Exception:  # the write that caused the change has happened; never fail it
+            log.exception("could not route a change of %s", change.key)
+
+    def _route(self, change: Change) -> None:
         obj, key = change.obj, change.key
         meta = obj["metadata"]
         ns = meta.get("namespace") or ""
