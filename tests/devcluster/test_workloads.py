@@ -144,6 +144,13 @@ async def test_a_deployment_rolls_out_behind_its_service(lab: Lab) -> None:
         for rs in sets["items"]
     }
     assert revisions[by_revision["1"]["metadata"]["name"]] == "3"
+    # a NodePort service is also reachable on 127.0.0.1:<nodePort>
+    await kubectl(kc, "patch", "service", "web", "-p", '{"spec": {"type": "NodePort"}}')
+    svc = await read(lambda **kw: lab.core.read_namespaced_service("web", "default", **kw))
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= node_port <= 32767 and svc["spec"]["clusterIP"] == ip
+    body = await eventually(lambda: http_get("127.0.0.1", node_port), what="the node port")
+    assert body.startswith("v1 web-")
     # foreground deletion removes the pods and the ReplicaSets before the Deployment
     out = await kubectl(kc, "delete", "deployment", "web", "--cascade=foreground", "--wait")
     assert 'deployment.apps "web" deleted' in out

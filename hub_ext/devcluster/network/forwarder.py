@@ -3,7 +3,8 @@
 As kube-proxy's userspace mode did, it listens on ``<clusterIP>:<port>`` for every TCP port of
 every Service (and on ``127.0.0.1:<nodePort>`` for NodePort and LoadBalancer Services), and
 copies bytes both ways to an endpoint picked round robin among the ``addresses`` (the ready ones)
-of the Service's Endpoints. A connection while no endpoint is ready is closed at once. It reads
+of the Service's Endpoints; an endpoint that refuses the connection is skipped for the next one.
+A connection while no endpoint is ready (or accepts) is closed at once. It reads
 the API server's store directly, following every change of Services and Endpoints. UDP is not
 forwarded; a port that cannot be bound (in use, or below 1024 without the privilege) is logged
 and left out.
@@ -110,13 +111,14 @@ class ServiceProxy:
                 self.failed.pop(listen, None)
                 self.listeners[listen] = (server, ident)
 
-    def endpoint(self, ident: tuple[str, str, Any]) -> tuple[str, int] | None:
-        """A ready endpoint (pod IP, port) for the service port ``ident``, round robin."""
+    def endpoints(self, ident: tuple[str, str, Any]) -> list[tuple[str, int]]:
+        """The ready endpoints (pod IP, port) of the service port ``ident``, starting with the
+        next one in round-robin order."""
         ns, name, port_id = ident
         svc = self.store.get("services", ns, name)
         endpoints = self.store.get("endpoints", ns, name)
         if svc is None or endpoints is None:
-            return None
+            return []
         port_name = ""
         for port in (svc.get("spec") or {}).get("ports") or []:
             if (port.get("name") or port.get("port")) == port_id:
@@ -130,8 +132,9 @@ class ServiceProxy:
                 continue
             choices += [(a["ip"], int(numbers[0])) for a in subset.get("addresses") or []]
         if not choices:
-            return None
-        return choices[next(self._counter) % len(choices)]
+            return []
+        start = next(self._counter) % len(choices)
+        return choices[start:] + choices[:start]
 
     async def _connect(
         self,
@@ -143,13 +146,14 @@ class ServiceProxy:
         if task is not None:
             self._conns.add(task)
             task.add_done_callback(self._conns.discard)
-        target = self.endpoint(ident)
         try:
-            if target is None:
-                return
-            try:
-                up_reader, up_writer = await asyncio.open_connection(*target)
-            except OSError:
+            for target in self.endpoints(ident):  # the next ready one that accepts
+                try:
+                    up_reader, up_writer = await asyncio.open_connection(*target)
+                    break
+                except OSError:
+                    continue
+            else:
                 return
             try:
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))

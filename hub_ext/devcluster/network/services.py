@@ -1,8 +1,8 @@
 """Service addresses, the environment variables and the hosts file that pods see.
 
-Cluster IPs come from ``127.250.0.0/16`` (pod IPs are ``127.10.0.0`` to ``127.249.255.255``, one
+Cluster IPs come from ``127.250.0.0/16`` (at random) (pod IPs are ``127.10.0.0`` to ``127.249.255.255``, one
 ``/16`` per node), so a Service is reachable on the host at ``<clusterIP>:<port>``. Node ports
-are allocated from ``30000-32767`` as Kubernetes does. :func:`service_env` gives the
+are allocated from ``30000-32767`` (at random) as Kubernetes does. :func:`service_env` gives the
 ``<SVC>_SERVICE_HOST``/``_PORT`` variables (and the Docker-links style ones) that the kubelet
 puts into a container's environment when ``enableServiceLinks`` is on, and :func:`hosts_file`
 the ``/etc/hosts`` content that makes ``<svc>.<ns>.svc.cluster.local`` (and its short forms)
@@ -11,6 +11,7 @@ resolve inside a pod.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,9 +29,12 @@ def _services(store: Store) -> Iterable[Obj]:
 
 
 def allocate_cluster_ip(store: Store) -> str:
-    """The first free address of ``127.250.0.0/16``."""
+    """A free address of ``127.250.0.0/16``, picked at random as Kubernetes does (so that two
+    clusters on one host rarely listen on the same address)."""
     used = {(s.get("spec") or {}).get("clusterIP") for s in _services(store)}
-    for n in range(1, 65534):
+    start = random.randrange(65536)
+    for i in range(65536):
+        n = (start + i) % 65536
         address = f"{CLUSTER_IP_PREFIX}{n // 256}.{n % 256}"
         if n % 256 not in (0, 255) and address not in used:
             return address
@@ -49,7 +53,9 @@ def allocate_node_ports(service: Obj, store: Store) -> None:
         if (other["metadata"].get("namespace"), other["metadata"]["name"]) != me
         for port in (other.get("spec") or {}).get("ports") or []
     }
-    free = (p for p in NODE_PORTS if p not in used)
+    start = random.randrange(len(NODE_PORTS))  # random, as Kubernetes allocates them
+    ordered = [*NODE_PORTS[start:], *NODE_PORTS[:start]]
+    free = (p for p in ordered if p not in used)
     for i, port in enumerate(spec.get("ports") or []):
         wanted = port.get("nodePort")
         if wanted is None:
