@@ -1,8 +1,9 @@
 """Service addresses, the environment variables and the hosts file that pods see.
 
-Cluster IPs come from ``127.250.0.0/16`` (at random) (pod IPs are ``127.10.0.0`` to ``127.249.255.255``, one
-``/16`` per node), so a Service is reachable on the host at ``<clusterIP>:<port>``. Node ports
-are allocated from ``30000-32767`` (at random) as Kubernetes does. :func:`service_env` gives the
+Cluster IPs are picked at random from ``127.250.0.0/16`` (pod IPs are ``127.10.0.0`` to
+``127.249.255.255``, one ``/16`` per node), so a Service is reachable on the host at
+``<clusterIP>:<port>``. Node ports are picked at random from ``30000-32767``, as Kubernetes
+does. :func:`service_env` gives the
 ``<SVC>_SERVICE_HOST``/``_PORT`` variables (and the Docker-links style ones) that the kubelet
 puts into a container's environment when ``enableServiceLinks`` is on, and :func:`hosts_file`
 the ``/etc/hosts`` content that makes ``<svc>.<ns>.svc.cluster.local`` (and its short forms)
