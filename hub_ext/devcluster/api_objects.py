@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from hub_ext.devcluster import validation
+from hub_ext.devcluster import api_workloads, validation
 from hub_ext.devcluster.api_errors import (
     ApiError,
     Cause,
@@ -27,8 +27,10 @@ from hub_ext.devcluster.api_errors import (
     not_found,
 )
 from hub_ext.devcluster.api_selectors import Selector
+from hub_ext.devcluster.controllers import garbage
+from hub_ext.devcluster.network.services import allocate_cluster_ip
 from hub_ext.devcluster.patch import PatchError, apply_patch
-from hub_ext.devcluster.resources import BY_KEY, ResourceType
+from hub_ext.devcluster.resources import BY_KEY, Registry, ResourceType
 from hub_ext.devcluster.store import Store
 
 Obj = dict[str, Any]
@@ -69,8 +71,9 @@ def decode_body(raw: bytes) -> Any:
 class Objects:
     """Verbs on objects; ``deadlines`` maps pods being deleted to their removal time."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, registry: Registry | None = None) -> None:
         self.store = store
+        self.registry = registry or Registry()
         self.deadlines: dict[tuple[str, str], float] = {}
         self.orphan_margin = 2.0
         self._ips = 0
@@ -107,8 +110,7 @@ class Objects:
             )
 
     def _next_ip(self) -> str:
-        self._ips += 1
-        return f"10.96.{(self._ips // 250) % 250}.{self._ips % 250 + 1}"
+        return allocate_cluster_ip(self.store)
 
     @staticmethod
     def _object_body(rtype: ResourceType, body: Any, namespace: str) -> Obj:
@@ -165,7 +167,8 @@ class Objects:
         meta["creationTimestamp"] = now_iso()
         if "spec" in obj or rtype.has_status:
             meta["generation"] = 1
-        validation.prepare_create(rtype, obj, self._next_ip())
+        validation.prepare_create(rtype, obj, self._next_ip() if rtype.key == "services" else "")
+        api_workloads.prepare(rtype, obj, self.store, True, meta["creationTimestamp"])
         if dry_run:
             return obj
         return self.store.put(rtype.key, obj)
@@ -198,6 +201,8 @@ class Objects:
                     new.pop("status", None)
             validation.validate_metadata(rtype, new)
             validation.validate_update(rtype, old, new)
+            if new.get("spec") != old.get("spec"):
+                api_workloads.prepare(rtype, new, self.store, False, now_iso())
             if new.get("spec") != old.get("spec") and "generation" in meta:
                 meta["generation"] = int(meta["generation"]) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
@@ -306,8 +311,10 @@ class Objects:
             refs = dependent["metadata"].get("ownerReferences") or []
             if any(r.get("uid") != uid for r in refs if isinstance(r, dict)):
                 continue  # other owners remain
-            with contextlib.suppress(ApiError):
-                self.delete(BY_KEY[key], ns, name, {})
+            rtype = self.registry.by_key.get(key)
+            if rtype is not None:
+                with contextlib.suppress(ApiError):
+                    self.delete(rtype, ns, name, {})
 
     def _remove_contents(self, namespace: str) -> None:
         for key, obj_name in list(self.store.namespaced_keys(namespace)):
@@ -340,6 +347,11 @@ class Objects:
             if finalizers:
                 return new
             return self._remove(rtype, ns, name)
+        policy = garbage.propagation(options)
+        if policy == "Orphan":
+            garbage.orphan(self.store, old)
+        elif policy == "Foreground" and self.store.dependents.get(old["metadata"]["uid"]):
+            return garbage.delete_foreground(self, rtype, old)
         if grace == 0 and not finalizers:
             return self._remove(rtype, ns, name)
         current = old["metadata"].get("deletionTimestamp")

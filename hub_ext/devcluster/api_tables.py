@@ -216,3 +216,12 @@ def table(rtype: ResourceType, items: list[Obj], rv: str, include: str) -> Obj:
         ],
         "rows": rows,
     }
+
+
+def _add_workload_layouts() -> None:
+    from hub_ext.devcluster.api_tables_workloads import WORKLOAD_LAYOUTS
+
+    LAYOUTS.update(WORKLOAD_LAYOUTS)
+
+
+_add_workload_layouts()

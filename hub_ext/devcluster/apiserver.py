@@ -25,14 +25,17 @@ from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
 from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
+from hub_ext.devcluster.api_scale import scale
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
 from hub_ext.devcluster.auth import credentials
 from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
 from hub_ext.devcluster.auth.tokens import ANONYMOUS
+from hub_ext.devcluster.controllers.disruption import evict
+from hub_ext.devcluster.crds import CrdObserver
 from hub_ext.devcluster.kubeconfig import write_kubeconfig
 from hub_ext.devcluster.kubelet.exec import serve_exec
-from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
+from hub_ext.devcluster.resources import Registry, ResourceType, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 MAX_WATCH_SECONDS = 1800
 TICK_SECONDS = 0.25
+NOT_FOUND = "the server could not find the requested resource"
 
 
 def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response:
@@ -55,7 +59,9 @@ def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
     return response
 
 
-def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | None] | None:
+def _parse_path(
+    parts: list[str], registry: Registry
+) -> tuple[ResourceType, str, str | None, str | None] | None:
     """(resource type, namespace, name, subresource) for a resource URL, else None."""
     if parts[0] == "api" and len(parts) >= 3:
         group, version, rest = "", parts[1], parts[2:]
@@ -72,7 +78,7 @@ def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | 
         namespace, rest = rest[1], rest[2:]
     if len(rest) > 3:
         return None
-    rtype = lookup(group, version, rest[0])
+    rtype = registry.lookup(group, version, rest[0])
     if rtype is None or (namespace and not rtype.namespaced):
         return None
     name = rest[1] if len(rest) > 1 else None
@@ -127,7 +133,10 @@ class ApiServer:
         self.secure_port = secure_port
         self.faults = FaultInjector()
         self.store = Store()
-        self.objects = Objects(self.store)
+        self.registry = Registry()
+        self.objects = Objects(self.store, self.registry)
+        self.crds = CrdObserver(self.registry, self.store)
+        self.store.observers.append(self.crds)
         self.gate = Gate(self.store, self.state_dir, token, audit_log)
         self.token = self.gate.signer.admin_token  # the kubeconfig's (cluster-admin) token
         self.bookmark_interval = 10.0
@@ -157,6 +166,7 @@ class ApiServer:
             return
         if not self._loaded and self.objects_dir is not None:
             self.store.load(self.objects_dir)
+            self.crds.load()
         self._loaded = True
         self.objects.ensure_system_namespaces()
         self.gate.bootstrap(self.objects)
@@ -292,11 +302,9 @@ class ApiServer:
                 answer = await self.gate.serve(request, ctx, decode_body(await request.read()))
                 if answer is not None:
                     return _json(answer, 201)
-            parsed = _parse_path(parts)
+            parsed = _parse_path(parts, self.registry)
             if parsed is None:
-                raise ApiError(
-                    404, f"the server could not find the requested resource ({request.path})"
-                )
+                raise ApiError(404, NOT_FOUND)
             return await self._resource(request, *parsed, ctx)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
@@ -311,25 +319,29 @@ class ApiServer:
             media = discovery.wants_aggregated(accept)
             if media is not None:
                 version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in media else None
-                doc = discovery.aggregated(parts == ["api"], version or "apidiscovery.k8s.io/v2")
+                doc = discovery.aggregated(
+                    parts == ["api"], version or "apidiscovery.k8s.io/v2", self.registry
+                )
                 return _json(doc, content_type=media)
             return _json(
-                discovery.api_versions() if parts == ["api"] else discovery.api_group_list()
+                discovery.api_versions()
+                if parts == ["api"]
+                else discovery.api_group_list(self.registry)
             )
         if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.resource_list("", parts[1])
+            doc = discovery.resource_list("", parts[1], self.registry)
         elif parts[0] == "apis" and len(parts) == 2:
-            doc = discovery.api_group(parts[1])
+            doc = discovery.api_group(parts[1], self.registry)
         elif parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.resource_list(parts[1], parts[2])
+            doc = discovery.resource_list(parts[1], parts[2], self.registry)
         elif parts[:2] == ["openapi", "v3"]:
             if len(parts) == 2:
-                return _json(discovery.openapi_v3_root())
+                return _json(discovery.openapi_v3_root(self.registry))
             rest = parts[2:]
             if rest[0] == "api" and len(rest) == 2:
-                doc = discovery.openapi_v3_group("", rest[1])
+                doc = discovery.openapi_v3_group("", rest[1], self.registry)
             elif rest[0] == "apis" and len(rest) == 3:
-                doc = discovery.openapi_v3_group(rest[1], rest[2])
+                doc = discovery.openapi_v3_group(rest[1], rest[2], self.registry)
             else:
                 doc = None
         elif parts[0] in ("openapi", "swagger.json"):
@@ -337,9 +349,7 @@ class ApiServer:
         else:
             return None
         if doc is None:
-            raise ApiError(
-                404, f"the server could not find the requested resource ({request.path})"
-            )
+            raise ApiError(404, NOT_FOUND)
         return _json(doc)
 
     async def _resource(
@@ -366,6 +376,9 @@ class ApiServer:
             return await serve_log(request, self.store, self.state_dir, pod)
         if sub == "exec":
             return await serve_exec(request, self.objects.existing(rtype, ns, name))
+        if sub == "scale":
+            body = (request.headers.get("Content-Type", ""), await request.read())
+            return _json(scale(self.objects, rtype, ns, name, request.method, body))
         if verb == "get":
             obj = self.objects.existing(rtype, ns, name)
             if sub is None and wants_table(request.headers.get("Accept", "")):
@@ -373,6 +386,8 @@ class ApiServer:
                 return _json(table(rtype, [obj], obj["metadata"]["resourceVersion"], include))
             return _json(obj)
         raw = await request.read()
+        if verb == "create" and sub == "eviction":
+            return _json(evict(self.objects, ns, name, decode_body(raw)), 201)
         if verb == "create":
             if sub != "binding":
                 where = f"{rtype.plural}/{sub}" if sub else f"a single {rtype.singular}"

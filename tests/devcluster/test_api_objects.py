@@ -182,7 +182,7 @@ async def test_core_resource_kinds(api: Api) -> None:
     svc = await api.core.create_namespaced_service(
         "default", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}
     )
-    assert svc.spec.cluster_ip.startswith("10.96.") and svc.spec.ports[0].target_port == 80
+    assert svc.spec.cluster_ip.startswith("127.250.") and svc.spec.ports[0].target_port == 80
     pvc = await api.core.create_namespaced_persistent_volume_claim(
         "default",
         {

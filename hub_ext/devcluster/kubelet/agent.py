@@ -32,6 +32,8 @@ from hub_ext.devcluster.kubelet import runtime
 from hub_ext.devcluster.kubelet.images import KubeletConfig
 from hub_ext.devcluster.kubelet.pod import STOP_GRACE_SECONDS, PodWorker
 from hub_ext.devcluster.kubelet.volumes import Lookups, token_sources
+from hub_ext.devcluster.network.services import hosts_file
+from hub_ext.devcluster.network.services import service_env as services_env
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -80,6 +82,11 @@ class Kubelet:
         self.core = CoreV1Api(self._client)
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._informer = Informer(self._list_pods, self._on_pod, f"kubelet-{settings.node_name}")
+        self._services = Informer(  # the Service variables of new containers come from it
+            self.core.list_service_for_all_namespaces,
+            lambda kind, obj: None,
+            f"kubelet-{settings.node_name}-services",
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._removing: set[str] = set()
         self.token_errors: dict[tuple[str, str], str] = {}
@@ -93,12 +100,15 @@ class Kubelet:
         """Watch the node's pods; raises :class:`~.runtime.RuntimeUnavailable` (saying what to
         do) where containers cannot get their mount namespaces."""
         await asyncio.to_thread(runtime.check)
+        self._services.start()
         self._informer.start()
         await self._informer.synced.wait()
+        await self._services.synced.wait()
 
     async def stop(self) -> None:
         """Stop every pod process (SIGTERM, a short grace, SIGKILL) and the watch."""
         await self._informer.stop()
+        await self._services.stop()
         workers = list(self.workers.values())
         runs = [r for w in workers for r in w.runs]
         await asyncio.gather(*(r.halt(STOP_GRACE_SECONDS) for r in runs), return_exceptions=True)
@@ -227,8 +237,17 @@ class Kubelet:
             out.configmaps[name] = await self._get(
                 self.core.read_namespaced_config_map, name, namespace
             )
+        if (pod.get("spec") or {}).get("enableServiceLinks", True):
+            out.service_env.update(
+                services_env(s for (ns, _), s in self._services.cache.items() if ns == namespace)
+            )
+        # the API server's secure port, whatever a Service named kubernetes says
         out.service_env.update(service_env(secure_url(self._client.configuration.host)))
         return out
+
+    def hosts_file(self, pod: Obj) -> str:
+        """The pod's ``/etc/hosts``: itself and every Service with a cluster IP."""
+        return hosts_file(self._services.cache.values(), pod)
 
     async def _get(self, call: Any, name: str, namespace: str) -> Obj | None:
         for attempt in range(20):

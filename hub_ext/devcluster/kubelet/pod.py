@@ -18,6 +18,7 @@ from hub_ext.devcluster.api_logs import pod_log_path
 from hub_ext.devcluster.events import now_iso
 from hub_ext.devcluster.informer import key_of
 from hub_ext.devcluster.kubelet import processes as proc
+from hub_ext.devcluster.kubelet import runtime
 from hub_ext.devcluster.kubelet.containers import ContainerRun
 from hub_ext.devcluster.kubelet.pod_status import qos_class, waiting_state
 from hub_ext.devcluster.kubelet.volumes import (
@@ -181,6 +182,8 @@ class PodWorker:
         k = self.kubelet
         env = proc.container_env(self.pod, container, self.lookups)
         mounts = container_mounts(container, self.volumes)
+        if not (self.pod.get("spec") or {}).get("hostNetwork"):
+            mounts = runtime.hosts_mount(self.sandbox, k.hosts_file(self.pod), mounts)
         spec = proc.launch_spec(
             self.pod,
             container,

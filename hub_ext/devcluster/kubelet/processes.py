@@ -105,7 +105,8 @@ def expand(value: str, env: Mapping[str, str]) -> str:
 
 
 def container_env(pod: Obj, container: Obj, lookups: Lookups) -> dict[str, str]:
-    """The container's environment as Kubernetes would set it (without the host base)."""
+    """The container's environment as Kubernetes would set it (without the host base): the
+    Service variables first, then ``envFrom``, then ``env``."""
     env: dict[str, str] = dict(lookups.service_env)
     for env_from in container.get("envFrom") or []:
         prefix = env_from.get("prefix") or ""

@@ -6,7 +6,9 @@ inside a new user namespace that maps the user to itself. There its volumes are 
 their ``mountPath`` (``subPath``, ``readOnly``), and a process reads
 ``/usr/local/etc/jupyterhub/jupyterhub_config.py`` at the path it has in its image. Everything
 else is the host's root filesystem, so the host's binaries run. ``pods/exec`` and exec probes
-enter the same namespace (:func:`enter_argv`).
+enter the same namespace (:func:`enter_argv`). Each container also gets the pod's hosts file
+at ``/etc/hosts`` (:func:`hosts_mount`), as the kubelet manages it, so that
+``<svc>.<ns>.svc.cluster.local`` resolves to the Service's cluster IP inside the pod.
 """
 
 from __future__ import annotations
@@ -56,6 +58,24 @@ def check() -> None:
             "user.max_user_namespaces > 0; on Ubuntu also "
             "kernel.apparmor_restrict_unprivileged_userns=0)"
         )
+
+
+HOSTS = "/etc/hosts"
+
+
+def hosts_mount(sandbox: Path, content: str, mounts: list[Mount]) -> list[Mount]:
+    """``mounts`` with the pod's hosts file (written to the sandbox) at ``/etc/hosts``, unless
+    the container mounts a volume there itself (then, as with the kubelet, the volume wins)."""
+    if any(m.target in (HOSTS, "/etc") for m in mounts):
+        return mounts
+    path = sandbox / "etc-hosts"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(content, encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    hosts = Mount(path, HOSTS)
+    return sorted([hosts, *mounts], key=lambda m: m.target.count("/") if m.target != "/" else 0)
 
 
 def needs_namespace(mounts: tuple[Mount, ...], cwd: Path, home: str) -> bool:
