@@ -189,6 +189,40 @@ async def test_recreate_and_orphaned_replicasets(lab: Lab) -> None:
     assert len(await pods_of(lab, "app=old")) == 3
 
 
+async def test_service_names_resolve_inside_pods_through_their_hosts_file(lab: Lab) -> None:
+    kc = lab.kubeconfig
+    await kubectl(kc, "apply", "-f", lab.manifest(web_deployment("web", "v7", 1), service("web")))
+    await kubectl(kc, "rollout", "status", "deployment/web", "--timeout=90s")
+    svc = await read(lambda **kw: lab.core.read_namespaced_service("web", "default", **kw))
+    await asyncio.sleep(0.5)  # the kubelets' service caches follow their watch
+    client = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client"},
+        "spec": command_pod_spec(
+            "import socket, urllib.request\n"
+            "name = 'web.default.svc.cluster.local'\n"
+            "print('resolved', socket.gethostbyname(name), flush=True)\n"
+            "print('body', urllib.request.urlopen(f'http://{name}:8080/', timeout=20).read()"
+            ".decode(), flush=True)\n"
+            "print('short', socket.gethostbyname('web'), flush=True)"
+        ),
+    }
+    await kubectl(kc, "apply", "-f", lab.manifest(client))
+
+    async def finished() -> str | None:
+        pod = await read(lambda **kw: lab.core.read_namespaced_pod("client", "default", **kw))
+        phase = (pod.get("status") or {}).get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = await eventually(finished, timeout=60, what="the client pod to finish")
+    logs = await kubectl(kc, "logs", "client")
+    assert phase == "Succeeded", logs
+    ip = svc["spec"]["clusterIP"]
+    assert f"resolved {ip}" in logs and f"short {ip}" in logs
+    assert "body v7" in logs
+
+
 async def test_a_job_completes_and_a_failing_one_gives_up(lab: Lab) -> None:
     kc = lab.kubeconfig
     job = {

@@ -125,6 +125,11 @@ def web_deployment(name: str, version: str, replicas: int = 2, **strategy: Any) 
                             "command": [PY, "-c", SERVER],
                             "args": ["0.0.0.0"],
                             "ports": [{"name": "http", "containerPort": 8000}],
+                            # Ready (and the Deployment Available) once the server answers
+                            "readinessProbe": {
+                                "httpGet": {"path": "/", "port": "http"},
+                                "periodSeconds": 1,
+                            },
                             "env": [
                                 {"name": "VERSION", "value": version},
                                 {
