@@ -26,6 +26,13 @@ SUB_KINDS = {
     "eviction": "Eviction",
     "scale": "Scale",
 }
+# subresources whose kind lives in another group, as the real discovery documents name them
+# (kubectl drain looks for pods/eviction with group policy before it evicts rather than deletes)
+SUB_GROUPS = {
+    "eviction": ("policy", "v1"),
+    "scale": ("autoscaling", "v1"),
+    "token": ("authentication.k8s.io", "v1"),
+}
 BUILTIN = Registry()
 
 
@@ -78,15 +85,16 @@ def _resource_entries(r: ResourceType) -> list[Obj]:
         main["categories"] = list(r.categories)
     out = [main]
     for sub in r.subresources:
-        out.append(
-            {
-                "name": f"{r.plural}/{sub}",
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": SUB_KINDS.get(sub, r.kind),
-                "verbs": SUB_VERBS[sub],
-            }
-        )
+        entry: Obj = {
+            "name": f"{r.plural}/{sub}",
+            "singularName": "",
+            "namespaced": r.namespaced,
+            "kind": SUB_KINDS.get(sub, r.kind),
+            "verbs": SUB_VERBS[sub],
+        }
+        if sub in SUB_GROUPS:
+            entry["group"], entry["version"] = SUB_GROUPS[sub]
+        out.append(entry)
     return out
 
 
@@ -121,8 +129,8 @@ def _aggregated_resource(r: ResourceType) -> Obj:
             {
                 "subresource": sub,
                 "responseKind": {
-                    "group": r.group,
-                    "version": r.version,
+                    "group": SUB_GROUPS.get(sub, (r.group, r.version))[0],
+                    "version": SUB_GROUPS.get(sub, (r.group, r.version))[1],
                     "kind": SUB_KINDS.get(sub, r.kind),
                 },
                 "verbs": SUB_VERBS[sub],

@@ -1,9 +1,10 @@
 """Deployments, Services, Jobs, CronJobs, DaemonSets and disruption budgets on the development
 cluster, driven with kubectl and kubernetes_asyncio.
 
-Readiness comes from the pod's ``Ready`` condition as the kubelet reports it. The kubelet sets it
-when the containers have started; the tests flip it through ``pods/status`` where they need a
-pod that is running but not ready (what a failing readiness probe reports).
+Readiness comes from the pod's ``Ready`` condition as the kubelet reports it: the web
+Deployment's HTTP readiness probe sets it once the server answers. The tests flip it through
+``pods/status`` where they need a pod that is running but not ready (what a failing readiness
+probe reports).
 """
 
 from __future__ import annotations
