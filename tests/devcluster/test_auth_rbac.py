@@ -339,3 +339,31 @@ async def test_audit_log_has_one_line_per_request(tmp_path: Path) -> None:
     assert denied["objectRef"] == {"resource": "pods", "namespace": "audited"}
     assert denied["verb"] == "list" and denied["responseStatus"]["code"] == 403
     assert all(e["requestReceivedTimestamp"] <= e["stageTimestamp"] for e in events)
+
+
+async def test_exec_over_websocket_needs_create_on_pods_exec(api: Api, tmp_path: Path) -> None:
+    await limited_account(api)
+    await api.core.create_namespaced_pod("course", pod("x"))
+    config = account_kubeconfig(api, tmp_path / "grader", await token_for(api))
+    refused = (
+        f'pods "x" is forbidden: User "{SA}" cannot create resource "pods/exec" in API group "" '
+        'in the namespace "course"'
+    )
+    assert refused in await kubectl(config, "exec", "x", "--", "true", check=False)
+    rbac = RbacAuthorizationV1Api(api.client)
+    role = {
+        "metadata": {"name": "pod-reader"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get"]},
+        ],
+    }
+    await rbac.replace_namespaced_role("pod-reader", "course", role)
+    # the WebSocket upgrade is a GET, but get is not enough: Kubernetes checks create
+    assert refused in await kubectl(config, "exec", "x", "--", "true", check=False)
+    role["rules"][1]["verbs"] = ["create"]
+    await rbac.replace_namespaced_role("pod-reader", "course", role)
+    text = await kubectl(config, "exec", "x", "--", "true", check=False)
+    # authorized: the answer is now the kubelet's, the pod's container has not started here
+    assert "forbidden" not in text
+    assert 'container "main" in pod "x" is waiting to start: ContainerCreating' in text, text
