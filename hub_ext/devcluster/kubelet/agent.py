@@ -242,7 +242,7 @@ class Kubelet:
                 services_env(s for (ns, _), s in self._services.cache.items() if ns == namespace)
             )
         # the API server's secure port, whatever a Service named kubernetes says
-        out.service_env.update(service_env(secure_url(self._client.configuration.host)))
+        out.service_env.update(service_env(secure_url(self._client.configuration.host or "")))
         return out
 
     def hosts_file(self, pod: Obj) -> str:
