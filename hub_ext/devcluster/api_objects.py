@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from hub_ext.devcluster import api_workloads, validation
+from hub_ext.devcluster.api_bodies import decode_body, now_iso, parse_iso, status_success
 from hub_ext.devcluster.api_errors import (
     ApiError,
     Cause,
@@ -33,39 +32,12 @@ from hub_ext.devcluster.patch import PatchError, apply_patch
 from hub_ext.devcluster.resources import BY_KEY, Registry, ResourceType
 from hub_ext.devcluster.store import Store
 
+__all__ = ["PODS", "Objects", "decode_body", "now_iso", "parse_iso", "status_success"]
 Obj = dict[str, Any]
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 NAMESPACES = BY_KEY["namespaces"]
 PODS = BY_KEY["pods"]
-
-
-def now_iso(offset: float = 0.0) -> str:
-    return datetime.fromtimestamp(time.time() + offset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(stamp: str) -> float:
-    return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-
-
-def status_success(code: int = 200, details: Obj | None = None) -> Obj:
-    body: Obj = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "code": code,
-    }
-    if details:
-        body["details"] = details
-    return body
-
-
-def decode_body(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 
 class Objects:

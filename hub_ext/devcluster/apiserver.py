@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from functools import partial
@@ -19,12 +18,21 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster import apply, discovery, protobuf
+from hub_ext.devcluster import apply, protobuf
 from hub_ext.devcluster.api_control import control
 from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
 from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
+from hub_ext.devcluster.api_routing import (
+    NOT_FOUND,
+    flag,
+    parse_path,
+    serve_discovery,
+    table_include,
+    verb_of,
+)
+from hub_ext.devcluster.api_routing import json_response as _json
 from hub_ext.devcluster.api_scale import scale
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
@@ -41,77 +49,14 @@ from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
 __all__ = ["ApiServer", "FaultInjector", "pod_log_path", "write_kubeconfig"]
 log = logging.getLogger(__name__)
-JSON = "application/json"
 MAX_WATCH_SECONDS = 1800
 TICK_SECONDS = 0.25
-NOT_FOUND = "the server could not find the requested resource"
-
-
-def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response:
-    return web.Response(
-        body=json.dumps(obj).encode(), status=status, headers={"Content-Type": content_type}
-    )
 
 
 def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
     for text in warnings:
         response.headers.add("Warning", warning_header(text))
     return response
-
-
-def _parse_path(
-    parts: list[str], registry: Registry
-) -> tuple[ResourceType, str, str | None, str | None] | None:
-    """(resource type, namespace, name, subresource) for a resource URL, else None."""
-    if parts[0] == "api" and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[0] == "apis" and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    namespace = ""
-    if (
-        rest[0] == "namespaces"
-        and len(rest) >= 3
-        and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
-    ):
-        namespace, rest = rest[1], rest[2:]
-    if len(rest) > 3:
-        return None
-    rtype = registry.lookup(group, version, rest[0])
-    if rtype is None or (namespace and not rtype.namespaced):
-        return None
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    if sub is not None and sub not in rtype.subresources:
-        return None
-    return rtype, namespace, name, sub
-
-
-def _table_include(request: web.Request) -> str | None:
-    if not wants_table(request.headers.get("Accept", "")):
-        return None
-    return request.query.get("includeObject") or "Metadata"
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("true", "1")
-
-
-def _verb(method: str, name: str | None, sub: str | None, watching: bool) -> str:
-    if method == "GET":
-        if name is None:
-            return "watch" if watching else "list"
-        return "get"
-    if method == "POST":
-        return "create"
-    if method == "PUT":
-        return "update"
-    if method == "PATCH":
-        return "patch"
-    if method == "DELETE":
-        return "delete" if name is not None else "deletecollection"
-    raise ApiError(405, f"the server does not allow the method {method} on this resource")
 
 
 class ApiServer:
@@ -294,7 +239,7 @@ class ApiServer:
                 return await control(self, request, parts[1:])
             if parts[0] in ("healthz", "readyz", "livez"):
                 return web.Response(text="ok")
-            found = self._discovery(request, parts)
+            found = serve_discovery(request, parts, self.registry)
             if found is not None:
                 return found
             await protobuf.body_to_json(request)
@@ -302,55 +247,12 @@ class ApiServer:
                 answer = await self.gate.serve(request, ctx, decode_body(await request.read()))
                 if answer is not None:
                     return _json(answer, 201)
-            parsed = _parse_path(parts, self.registry)
+            parsed = parse_path(parts, self.registry)
             if parsed is None:
                 raise ApiError(404, NOT_FOUND)
             return await self._resource(request, *parsed, ctx)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
-
-    def _discovery(self, request: web.Request, parts: list[str]) -> web.Response | None:
-        if request.method != "GET":
-            return None
-        accept = request.headers.get("Accept", "")
-        if parts == ["version"]:
-            return _json(discovery.version_info())
-        if parts in (["api"], ["apis"]):
-            media = discovery.wants_aggregated(accept)
-            if media is not None:
-                version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in media else None
-                doc = discovery.aggregated(
-                    parts == ["api"], version or "apidiscovery.k8s.io/v2", self.registry
-                )
-                return _json(doc, content_type=media)
-            return _json(
-                discovery.api_versions()
-                if parts == ["api"]
-                else discovery.api_group_list(self.registry)
-            )
-        if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.resource_list("", parts[1], self.registry)
-        elif parts[0] == "apis" and len(parts) == 2:
-            doc = discovery.api_group(parts[1], self.registry)
-        elif parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.resource_list(parts[1], parts[2], self.registry)
-        elif parts[:2] == ["openapi", "v3"]:
-            if len(parts) == 2:
-                return _json(discovery.openapi_v3_root(self.registry))
-            rest = parts[2:]
-            if rest[0] == "api" and len(rest) == 2:
-                doc = discovery.openapi_v3_group("", rest[1], self.registry)
-            elif rest[0] == "apis" and len(rest) == 3:
-                doc = discovery.openapi_v3_group(rest[1], rest[2], self.registry)
-            else:
-                doc = None
-        elif parts[0] in ("openapi", "swagger.json"):
-            raise ApiError(404, "the emulated API server publishes OpenAPI v3 documents only")
-        else:
-            return None
-        if doc is None:
-            raise ApiError(404, NOT_FOUND)
-        return _json(doc)
 
     async def _resource(
         self,
@@ -362,8 +264,8 @@ class ApiServer:
         ctx: Context | None = None,
     ) -> web.StreamResponse:
         query = request.query
-        watching = _flag(query.get("watch"))
-        verb = _verb(request.method, name, sub, watching)
+        watching = flag(query.get("watch"))
+        verb = verb_of(request.method, name, sub, watching)
         delay, error = self.faults.lookup(verb, resource_names(rtype), sub)
         if delay:
             await asyncio.sleep(delay)
@@ -435,7 +337,7 @@ class ApiServer:
         if verb == "watch":
             since: int | None = None
             version = query.get("resourceVersion") or "0"
-            initial = _flag(query.get("sendInitialEvents"))
+            initial = flag(query.get("sendInitialEvents"))
             try:
                 since = None if initial else int(version) or None
             except ValueError as exc:
@@ -449,10 +351,10 @@ class ApiServer:
                 selector,
                 since,
                 min(timeout, MAX_WATCH_SECONDS),
-                _flag(query.get("allowWatchBookmarks")),
+                flag(query.get("allowWatchBookmarks")),
                 self.bookmark_interval,
                 initial,
-                _table_include(request),
+                table_include(request),
             )
             return await serve_watch(request, self.store, watch)
         if verb == "create":
