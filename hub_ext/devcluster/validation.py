@@ -63,7 +63,11 @@ def validate_name(rtype: ResourceType, obj: Obj) -> None:
     if not name:
         cause = Cause("metadata.name", "name or generateName is required", "FieldValueRequired")
         raise invalid(rtype.kind, "", [cause], rtype.group)
-    problem = name_problem(name, rtype.plural in LABEL_NAMED)
+    if rtype.group == "rbac.authorization.k8s.io":  # RBAC names are path segments
+        bad = name in (".", "..") or "/" in name or "%" in name
+        problem = "may not be '.' or '..' and may not contain '/' or '%'" if bad else None
+    else:
+        problem = name_problem(name, rtype.plural in LABEL_NAMED)
     if problem:
         raise invalid(
             rtype.kind,

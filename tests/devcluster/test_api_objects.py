@@ -182,7 +182,7 @@ async def test_core_resource_kinds(api: Api) -> None:
     svc = await api.core.create_namespaced_service(
         "default", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}
     )
-    assert svc.spec.cluster_ip.startswith("10.96.") and svc.spec.ports[0].target_port == 80
+    assert svc.spec.cluster_ip.startswith("127.250.") and svc.spec.ports[0].target_port == 80
     pvc = await api.core.create_namespaced_persistent_volume_claim(
         "default",
         {
@@ -261,8 +261,8 @@ async def test_pod_log_is_served_from_the_kubelet_file(api: Api) -> None:
     await api.core.create_namespaced_pod_binding(
         "logger", "default", {"target": {"name": "gpu-a"}}, _preload_content=False
     )
-    path = pod_log_path(api.server.state_dir, "default", "logger")
-    assert path == api.server.state_dir / "logs" / "default" / "logger.log"
+    path = pod_log_path(api.server.state_dir, "default", "logger", "main")
+    assert path == api.server.state_dir / "logs" / "default" / "logger" / "main.log"
     path.parent.mkdir(parents=True)
     path.write_text("one\ntwo\nthree\n")
     assert await api.core.read_namespaced_pod_log("logger", "default") == "one\ntwo\nthree\n"
@@ -275,7 +275,7 @@ async def test_pod_log_follow_streams_until_the_pod_finishes(api: Api) -> None:
         "follower", "default", {"target": {"name": "gpu-a"}}, _preload_content=False
     )
     resp.release()
-    path = pod_log_path(api.server.state_dir, "default", "follower")
+    path = pod_log_path(api.server.state_dir, "default", "follower", "main")
     path.parent.mkdir(parents=True)
     path.write_text("start\n")
     stream = await api.core.read_namespaced_pod_log(
