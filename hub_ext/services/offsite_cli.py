@@ -24,6 +24,7 @@ from hub_ext.services.offsite import (
 from hub_ext.services.restic import Restic, ResticError, ResticSettings
 
 COMMANDS = ("run", "restore", "restore-hubdb", "list")
+STATUS_KEY = "labhub_backup.prom"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--check-every-days", type=float, default=7, help="0 turns `check` off")
     run.add_argument("--initialize", action="store_true", help="create a missing repository")
     run.add_argument("--metrics-file", type=Path, default=None, help="Prometheus text file")
+    run.add_argument(
+        "--status-configmap",
+        default=None,
+        help="also keep the metrics in this ConfigMap (key labhub_backup.prom), which the hub "
+        "mounts and exports on /hub/metrics",
+    )
+    run.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
     restore = sub.add_parser("restore", help="restore one student's home")
     _common(restore)
     restore.add_argument("student")
@@ -78,6 +86,26 @@ async def _server_running(student: str) -> bool:
         return any(a.key.user == student for a in await hub.active_servers())
 
 
+async def _read_status(namespace: str, name: str) -> str:
+    """The metrics text the previous run left in the status ConfigMap ("" when none)."""
+    from kubernetes_asyncio import client, config
+
+    config.load_incluster_config()
+    async with client.ApiClient() as api:
+        found = await client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+    return str((found.data or {}).get(STATUS_KEY, ""))
+
+
+async def _write_status(namespace: str, name: str, text: str) -> None:
+    from kubernetes_asyncio import client, config
+
+    config.load_incluster_config()
+    async with client.ApiClient() as api:
+        await client.CoreV1Api(api).patch_namespaced_config_map(
+            name, namespace, {"data": {STATUS_KEY: text}}
+        )
+
+
 def _fail(message: str, code: int = 1) -> int:
     print(f"labhub-backup: {message}", file=sys.stderr)
     return code
@@ -99,6 +127,12 @@ def main(argv: Sequence[str]) -> int:
 def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
     at = parse_at(args.at, zone) if getattr(args, "at", None) else None
     if args.command == "run":
+        if args.status_configmap and args.metrics_file is None:
+            return _fail("--status-configmap needs --metrics-file (a scratch path)", 2)
+        if args.status_configmap:
+            previous = asyncio.run(_read_status(args.namespace, args.status_configmap))
+            if previous:
+                args.metrics_file.write_text(previous)
         cfg = OffsiteConfig(
             homes_root=args.homes_root,
             home_prefix=args.home_prefix,
@@ -113,6 +147,9 @@ def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
             print(f"backed up {name}: {added} bytes added")
         for error in report.errors:
             print(f"error: {error}", file=sys.stderr)
+        if args.status_configmap:
+            text = args.metrics_file.read_text()
+            asyncio.run(_write_status(args.namespace, args.status_configmap, text))
         return 0 if report.outcome.ok else 1
     if args.command == "list":
         tags = (TAG_HOME,) if args.student is None else (TAG_HOME, f"student={args.student}")
