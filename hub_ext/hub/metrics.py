@@ -20,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = [
     "ADMISSIONS",
-    "BackupStatusCollector",
     "LDAP_LOGIN_DURATION",
     "LDAP_LOGIN_FAILURES",
     "PROFILES_LOADED",
@@ -33,6 +32,7 @@ __all__ = [
     "SLICES_TOTAL",
     "SLICES_USED",
     "SPAWN_FAILURES",
+    "BackupStatusCollector",
     "SliceGauge",
     "register_backup_status",
     "set_slice_gauges",

@@ -37,7 +37,7 @@ def test_the_job_snapshots_first_then_backs_up_with_restic() -> None:
     mounts = {m["name"]: m for m in offsite["volumeMounts"]}
     assert mounts["homes"]["mountPath"] == "/homes" and mounts["homes"]["readOnly"] is True
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["homes"]["nfs"]["path"] == "/export/labhub-homes"
+    assert volumes["homes"]["persistentVolumeClaim"]["claimName"] == "labhub-homes-share"
     assert volumes["hub-db"]["persistentVolumeClaim"]["claimName"] == "gpulab-labhub-hub-db"
     # the hub's SQLite volume is ReadWriteOnce: the job runs beside the hub
     term = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
