@@ -230,6 +230,8 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
         "profile_policy_file": computed["policyFile"],
         "slice_strategy": lh["slices"]["strategy"],
         "queue_timeout": int(lh["admission"]["queueTimeout"]),
+        "room_order": list((lh.get("scheduling") or {}).get("roomOrder") or []),
+        "fill_up_to": str((lh.get("scheduling") or {}).get("fillUpTo") or "90%"),
         "reservation_claim_minutes": int(lh["admission"]["reservationClaimMinutes"]),
         "admission_quotas": {
             "courses": dict(lh["admission"]["quotas"]["courses"]),
