@@ -85,6 +85,10 @@ def test_every_option(tmp_path: Path) -> None:
     assert "--cull-users" in services["idle-culler"]["command"]
     assert "--max-age=28800" in services["idle-culler"]["command"]
     assert "--idle-timeout-when-queued=900" in services["gpu-idle-culler"]["command"]
+    gpu_culler = services["gpu-idle-culler"]["command"]
+    assert "--prometheus-url=http://prometheus-operated.monitoring:9090" in gpu_culler
+    assert "--gpu-idle-timeout=1200" in gpu_culler and "--gpu-busy-percent=10" in gpu_culler
+    assert "--prometheus-timeout=3" in gpu_culler
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["idle-culler"]["services"] == ["idle-culler"]
     assert "admin:users" in roles["idle-culler"]["scopes"]

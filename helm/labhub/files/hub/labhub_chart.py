@@ -265,6 +265,19 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
     return settings
 
 
+def _gpu_metrics_args(gpu: dict[str, Any]) -> list[str]:
+    """The GPU culler's Prometheus flags (``cull.gpu.prometheus``), none without a URL."""
+    prometheus = gpu.get("prometheus") or {}
+    if not prometheus.get("url"):
+        return []
+    return [
+        f"--prometheus-url={prometheus['url']}",
+        f"--prometheus-timeout={prometheus.get('timeout', 5)}",
+        f"--gpu-idle-timeout={gpu.get('gpuIdleTimeout', 1800)}",
+        f"--gpu-busy-percent={gpu.get('gpuBusyPercent', 5)}",
+    ]
+
+
 def services_and_roles(v: ChartValues, env: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Hub services (idle cullers, metrics reader) and their scoped roles."""
     services: list[dict[str, Any]] = []
@@ -303,6 +316,7 @@ def services_and_roles(v: ChartValues, env: dict[str, str]) -> tuple[list[dict[s
                         "hub_ext.services.gpu_culler",
                         f"--idle-timeout-when-queued={gpu['idleTimeoutWhenQueued']}",
                         f"--cull-every={gpu['every']}",
+                        *_gpu_metrics_args(gpu),
                     ],
                 }
             )
