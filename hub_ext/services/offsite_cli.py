@@ -12,8 +12,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
+from kubernetes_asyncio.client import CoreV1Api
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import ConfigException
 
 from hub_ext.adapters.hub_api import HubApi, HubApiError, HubApiSettings
+from hub_ext.adapters.k8s.gpu_pods import kubernetes_client
 from hub_ext.core.offsite import TAG_HOME, OffsiteError, ResticRetention, parse_at
 from hub_ext.services.offsite import (
     OffsiteConfig,
@@ -88,22 +92,22 @@ async def _server_running(student: str) -> bool:
 
 async def _read_status(namespace: str, name: str) -> str:
     """The metrics text the previous run left in the status ConfigMap ("" when none)."""
-    from kubernetes_asyncio import client, config
-
-    config.load_incluster_config()
-    async with client.ApiClient() as api:
-        found = await client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+    async with await kubernetes_client() as api:
+        found = await CoreV1Api(api).read_namespaced_config_map(name, namespace)
     return str((found.data or {}).get(STATUS_KEY, ""))
 
 
 async def _write_status(namespace: str, name: str, text: str) -> None:
-    from kubernetes_asyncio import client, config
-
-    config.load_incluster_config()
-    async with client.ApiClient() as api:
-        await client.CoreV1Api(api).patch_namespaced_config_map(
+    async with await kubernetes_client() as api:
+        await CoreV1Api(api).patch_namespaced_config_map(
             name, namespace, {"data": {STATUS_KEY: text}}
         )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}"
+    return str(exc) or type(exc).__name__
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -130,7 +134,15 @@ def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
         if args.status_configmap and args.metrics_file is None:
             return _fail("--status-configmap needs --metrics-file (a scratch path)", 2)
         if args.status_configmap:
-            previous = asyncio.run(_read_status(args.namespace, args.status_configmap))
+            try:
+                previous = asyncio.run(_read_status(args.namespace, args.status_configmap))
+            except (ApiException, ConfigException, aiohttp.ClientError, OSError) as exc:
+                print(
+                    f"labhub-backup: cannot read the status ConfigMap {args.status_configmap} "
+                    f"({_reason(exc)}); the last success and check times start afresh",
+                    file=sys.stderr,
+                )
+                previous = ""
             if previous:
                 args.metrics_file.write_text(previous)
         cfg = OffsiteConfig(
@@ -149,7 +161,14 @@ def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
             print(f"error: {error}", file=sys.stderr)
         if args.status_configmap:
             text = args.metrics_file.read_text()
-            asyncio.run(_write_status(args.namespace, args.status_configmap, text))
+            try:
+                asyncio.run(_write_status(args.namespace, args.status_configmap, text))
+            except (ApiException, ConfigException, aiohttp.ClientError, OSError) as exc:
+                return _fail(
+                    f"cannot write the metrics to the ConfigMap {args.status_configmap} "
+                    f"({_reason(exc)}); check the job's Role. The backup itself "
+                    f"{'succeeded' if report.outcome.ok else 'failed'}"
+                )
         return 0 if report.outcome.ok else 1
     if args.command == "list":
         tags = (TAG_HOME,) if args.student is None else (TAG_HOME, f"student={args.student}")

@@ -285,3 +285,72 @@ def test_hub_database_backup_restores_to_a_database_jupyterhub_opens(tmp_path: P
         reopened.close()
     with pytest.raises(ValueError, match="exists"):
         restore_hub_db(restic, restored, None)
+
+
+async def test_the_job_keeps_its_metrics_in_the_status_configmap(tmp_path: Path) -> None:
+    """What the chart runs: the previous run's times come from the ConfigMap, the new metrics
+    go back into it (the hub mounts it)."""
+    import asyncio
+
+    from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
+
+    from hub_ext.devcluster.cluster import DevCluster
+    from hub_ext.devcluster.config import parse_cluster_config
+
+    homes = tmp_path / "homes"
+    _fill_home(homes / "claim-alice", 0)
+    lab = parse_cluster_config(
+        {"name": "backup", "nodes": [{"name": "n", "zone": "room-a", "cpu": 4, "memory": "8Gi"}]}
+    )
+    async with (
+        DevCluster(lab, tmp_path / "cluster") as dev,
+        ApiClient(configuration=Configuration(host=dev.api.url)) as api,
+    ):
+        core = CoreV1Api(api)
+        await core.create_namespaced_config_map(
+            "default", {"metadata": {"name": "gpulab-labhub-backup-status"}}
+        )
+        args = (
+            "run",
+            f"--repository={tmp_path / 'repo'}",
+            f"--homes-root={homes}",
+            "--initialize",
+            "--namespace=default",
+            f"--metrics-file={tmp_path / 'm.prom'}",
+            "--status-configmap=gpulab-labhub-backup-status",
+        )
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(dev.kubeconfig),
+            "RESTIC_PASSWORD": PASSWORD,
+            "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        }
+
+        async def run() -> tuple[int, str]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hub_ext.services.backup",
+                *args,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _out, err = await asyncio.wait_for(proc.communicate(), 300)
+            return int(proc.returncode or 0), err.decode()
+
+        code, err = await run()
+        assert code == 0, err
+        found = await core.read_namespaced_config_map("gpulab-labhub-backup-status", "default")
+        first = found.data["labhub_backup.prom"]
+        checked = read_metric(first, "labhub_backup_last_check_timestamp_seconds")
+        assert read_metric(first, "labhub_backup_last_run_success") == 1 and checked
+        (tmp_path / "m.prom").unlink()  # a new pod: only the ConfigMap remembers
+        code, err = await run()
+        assert code == 0, err
+        found = await core.read_namespaced_config_map("gpulab-labhub-backup-status", "default")
+        second = found.data["labhub_backup.prom"]
+        # `restic check` ran in the first run only: it is due weekly
+        assert read_metric(second, "labhub_backup_last_check_timestamp_seconds") == checked
+        assert read_metric(second, "labhub_backup_last_success_timestamp_seconds") > checked
