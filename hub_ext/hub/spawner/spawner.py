@@ -26,7 +26,7 @@ from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Any as AnyTrait
-from traitlets import Dict, Enum, Int, List, TraitError, Unicode, default, validate
+from traitlets import Dict, Enum, Int, Unicode, default
 
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import (
@@ -40,7 +40,6 @@ from hub_ext.adapters.k8s.admission import (
 from hub_ext.core.admission.messages import format_admitted, format_waiting
 from hub_ext.core.admission.model import Admitted, Waiting
 from hub_ext.core.capacity.model import SliceType
-from hub_ext.core.capacity.rooms import RoomOrder, parse_fill
 from hub_ext.core.k8s_names import SliceStrategy
 from hub_ext.core.manifests import (
     SLICE_GATE,
@@ -59,11 +58,12 @@ from hub_ext.hub.spawner.admission import (
 )
 from hub_ext.hub.spawner.k8s import create_pod, create_pvc
 from hub_ext.hub.spawner.options import LabProfileOptions, refuse
+from hub_ext.hub.spawner.rooms import RoomTraits
 
 __all__ = ["LabKubeSpawner", "profile_slugs", "stop_admission_controllers"]
 
 
-class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
+class LabKubeSpawner(LabProfileOptions, RoomTraits, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner for GPU teaching labs: course profiles, MIG slices and a fair queue."""
 
     profiles_dir = Unicode(
@@ -117,21 +117,6 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         help="""Minutes after a lab session starts during which its reserved seats are held for
         its seminar group; unclaimed seats are then released to everybody.""",
     )
-    room_order = List(
-        Unicode(),
-        config=True,
-        help="""Server rooms (node topology.kubernetes.io/zone values) in the order they are
-        filled, e.g. ["room-a", "room-b"]: each admitted server gets a required node affinity for
-        the first room whose slice use is below fill_up_to (room B stays a warm standby). Rooms
-        whose nodes are NotReady offer nothing and are skipped; when every room is above the
-        level, the first room with a free slice is used. Empty: no room is asked for.""",
-    )
-    fill_up_to = Unicode(
-        "90%",
-        config=True,
-        help="""How full a room in room_order gets (share of its slices of the admitted type in
-        use) before the next room is used, as a percentage such as "90%".""",
-    )
     storage_class = Unicode(
         "ceph-rbd",
         config=True,
@@ -142,29 +127,6 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         config=True,
         help="""Size of a student's home volume when the course profile names none.""",
     )
-
-    @validate("fill_up_to")
-    def _check_fill_up_to(self, proposal: dict[str, Any]) -> str:
-        try:
-            parse_fill(proposal["value"])
-        except ValueError as exc:
-            raise TraitError(f"LabKubeSpawner.fill_up_to: {exc}") from exc
-        return str(proposal["value"])
-
-    @validate("room_order")
-    def _check_room_order(self, proposal: dict[str, Any]) -> list[str]:
-        rooms = list(proposal["value"])
-        if rooms:
-            try:
-                RoomOrder(tuple(rooms))
-            except ValueError as exc:
-                raise TraitError(f"LabKubeSpawner.room_order: {exc}") from exc
-        return rooms
-
-    def _rooms(self) -> RoomOrder | None:
-        if not self.room_order:
-            return None
-        return RoomOrder(tuple(self.room_order), parse_fill(self.fill_up_to))
 
     @default("pvc_name_template")
     def _pvc_name_template_default(self) -> str:
