@@ -173,6 +173,46 @@ async def test_pod_spec_is_immutable_but_gates_may_be_removed(api: Api) -> None:
     assert [g.name for g in removed.spec.scheduling_gates] == ["labhub.io/quota"]
 
 
+async def test_gated_pod_may_gain_node_affinity_but_not_lose_or_change_it(api: Api) -> None:
+    zone = "topology.kubernetes.io/zone"
+    role = {"key": "labhub.io/role", "operator": "In", "values": ["gpu"]}
+    room = {"key": zone, "operator": "In", "values": ["room-a"]}
+
+    def affinity(*expressions: dict[str, object]) -> dict[str, object]:
+        terms = [{"matchExpressions": list(expressions)}]
+        return {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+            }
+        }
+
+    await api.core.create_namespaced_pod(
+        "default", pod("placed", schedulingGates=[{"name": "g"}], affinity=affinity(role))
+    )
+    added = await api.core.patch_namespaced_pod(
+        "placed",
+        "default",
+        {"spec": {"affinity": affinity(role, room), "nodeSelector": {zone: "room-a"}}},
+    )
+    terms = added.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    assert [e.key for e in terms.node_selector_terms[0].match_expressions] == [
+        "labhub.io/role",
+        zone,
+    ]
+    for change in (affinity(room), {"nodeAffinity": None}):
+        with pytest.raises(ApiException) as refused:
+            await api.core.patch_namespaced_pod("placed", "default", {"spec": {"affinity": change}})
+        assert refused.value.status == 422 and "only additions" in refused.value.body
+    # once the gate is gone, the affinity is fixed
+    await api.core.patch_namespaced_pod("placed", "default", {"spec": {"schedulingGates": None}})
+    with pytest.raises(ApiException) as late:
+        room_b = {"key": zone, "operator": "In", "values": ["room-b"]}
+        await api.core.patch_namespaced_pod(
+            "placed", "default", {"spec": {"affinity": affinity(role, room, room_b)}}
+        )
+    assert late.value.status == 422
+
+
 async def test_core_resource_kinds(api: Api) -> None:
     secret = await api.core.create_namespaced_secret(
         "default", {"metadata": {"name": "token"}, "stringData": {"key": "s3cret"}}
