@@ -5,7 +5,8 @@ and volumes (:mod:`hub_ext.devcluster.processes`), runs init containers one afte
 then the containers, and reports ``status`` (phase, conditions, containerStatuses, podIP,
 hostIP, startTime). A process that exits ends the pod: ``Succeeded`` when every container
 exited 0, else ``Failed`` (containers are not restarted). A pod with a deletionTimestamp gets
-SIGTERM, the grace period, SIGKILL, and is then removed with ``gracePeriodSeconds=0``.
+SIGTERM, the grace period, SIGKILL, and is then removed with ``gracePeriodSeconds=0``. Every
+status write names the pod's uid, as the real kubelet's does.
 """
 
 from __future__ import annotations
@@ -392,22 +393,24 @@ class Kubelet:
         self._removing.discard(str(uid))
 
     async def push_status(self, worker: _PodWorker) -> None:
-        """Send the worker's status (merge patch), retrying transient failures."""
+        """Send the worker's status (merge patch), retrying transient failures. The patch
+        carries the pod's uid, so that it never lands on a new pod of the same name (409)."""
         namespace, name = key_of(worker.pod)
+        body = {"metadata": {"uid": worker.pod["metadata"]["uid"]}, "status": worker.status}
         for attempt in range(60):
             try:
                 await request(
                     self.core.patch_namespaced_pod_status(
                         name,
                         namespace,
-                        {"status": worker.status},
+                        body,
                         _content_type=MERGE,
                         _preload_content=False,
                     )
                 )
                 return
             except ApiException as exc:
-                if exc.status == 404:
+                if exc.status in (404, 409):
                     return
             except (aiohttp.ClientError, OSError):
                 pass
