@@ -147,6 +147,9 @@ class Objects:
 
     def _commit_update(self, rtype: ResourceType, old: Obj, new: Obj, sub: str | None) -> Obj:
         meta, old_meta = new["metadata"], old["metadata"]
+        if meta.get("uid") and meta["uid"] != old_meta["uid"]:  # the object was recreated
+            why = f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
+            raise conflict(rtype.plural, old_meta["name"], rtype.group, why + old_meta["uid"])
         for key in (
             "uid",
             "creationTimestamp",

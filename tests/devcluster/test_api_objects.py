@@ -19,6 +19,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from hub_ext.devcluster.apiserver import pod_log_path
 
 __all__ = ["api"]
+MERGE = "application/merge-patch+json"
 
 
 async def test_create_sets_identity_defaults_and_increasing_versions(api: Api) -> None:
@@ -116,6 +117,30 @@ async def test_stale_resource_version_conflicts(api: Api) -> None:
     with pytest.raises(ApiException) as stale_p:
         await api.core.patch_namespaced_config_map("settings", "default", stale_patch)
     assert stale_p.value.status == 409
+
+
+async def test_a_write_naming_the_uid_of_a_deleted_object_conflicts(api: Api) -> None:
+    old = await api.core.create_namespaced_pod("default", pod("reused"))
+    await api.core.delete_namespaced_pod("reused", "default")
+    new = await api.core.create_namespaced_pod("default", pod("reused"))
+    stale = {"metadata": {"uid": old.metadata.uid}, "status": {"phase": "Failed"}}
+    with pytest.raises(ApiException) as patched:
+        await api.core.patch_namespaced_pod_status("reused", "default", stale, _content_type=MERGE)
+    assert patched.value.status == 409
+    assert f"UID in precondition: {old.metadata.uid}, UID in object meta: {new.metadata.uid}" in (
+        patched.value.body
+    )
+    body = api.client.sanitize_for_serialization(new)
+    body["metadata"]["uid"] = old.metadata.uid
+    with pytest.raises(ApiException) as replaced:
+        await api.core.replace_namespaced_pod("reused", "default", body)
+    assert replaced.value.status == 409 and "Precondition failed" in replaced.value.body
+    current = await api.core.read_namespaced_pod("reused", "default")
+    assert current.status.phase == "Pending"
+    assert current.metadata.resource_version == new.metadata.resource_version
+    own = {"metadata": {"uid": new.metadata.uid}, "status": {"phase": "Running"}}
+    ok = await api.core.patch_namespaced_pod_status("reused", "default", own, _content_type=MERGE)
+    assert ok.status.phase == "Running" and ok.metadata.uid == new.metadata.uid
 
 
 async def test_status_subresource_and_binding(api: Api) -> None:

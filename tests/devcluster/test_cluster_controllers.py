@@ -165,6 +165,50 @@ async def test_deletion_waits_the_grace_period_then_kills(
     assert "ignoring TERM" in log.read_text()
 
 
+async def test_a_deleted_pods_last_status_never_lands_on_a_new_pod_of_the_same_name(
+    cluster: DevCluster, core: CoreV1Api, tmp_path: Path
+) -> None:
+    ended = tmp_path / "old-process-ended"
+    slow_exit = (
+        "import pathlib, signal, sys, time\n"
+        "def bye(*a):\n"
+        "    time.sleep(1); pathlib.Path(sys.argv[1]).touch(); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "print('up', flush=True)\n"
+        "while True: time.sleep(1)\n"
+    )
+    await create(core, pod_manifest("reused", [PY, "-c", slow_exit, str(ended)]))
+    old = await eventually(lambda: phase_is(core, "reused", "Running"), what="old pod runs")
+    log = cluster.state_dir / "logs" / "default" / "reused.log"
+
+    async def up() -> bool:
+        return log.exists() and "up" in log.read_text()
+
+    await eventually(up, what="old process up")
+    old_uid = old["metadata"]["uid"]
+    body = {"gracePeriodSeconds": 0}
+    await request(
+        core.delete_namespaced_pod("reused", "default", body=body, _preload_content=False)
+    )
+    # the old process is still ending when the new pod of the same name is created
+    await create(core, pod_manifest("reused", [PY, "-c", "import time; time.sleep(60)"]))
+
+    async def old_process_ended() -> bool:
+        return ended.exists()
+
+    async def old_worker_done() -> bool:
+        return all(old_uid not in k.workers for k in cluster.kubelets.values())
+
+    await eventually(old_process_ended, what="old process ended")
+    await eventually(old_worker_done, what="old pod's kubelet worker finished")
+    new = await eventually(lambda: phase_is(core, "reused", "Running"), what="new pod runs")
+    assert new["metadata"]["uid"] != old_uid
+    assert new["status"]["podIP"] != old["status"]["podIP"]
+    new_id = new["status"]["containerStatuses"][0]["containerID"]
+    assert new_id != old["status"]["containerStatuses"][0]["containerID"]
+    assert pid_alive(int(new_id.split("//")[1]))
+
+
 async def test_unschedulable_pods_wait_for_capacity(cluster: DevCluster, core: CoreV1Api) -> None:
     sleep = [PY, "-c", "import time; time.sleep(60)"]
     for name in ("s1", "s2", "s3"):

@@ -198,8 +198,10 @@ class Kubelet:
             await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
         self._removing.discard(str(uid))
 
-    async def push_status(self, key: tuple[str, str], status: Obj) -> None:
-        """Send a pod's status (merge patch), retrying transient failures."""
+    async def push_status(self, key: tuple[str, str], uid: str, status: Obj) -> None:
+        """Send a pod's status (merge patch), retrying transient failures. The patch names the
+        pod's uid, as the real kubelet's does, so that a deleted pod's last status never lands on
+        a new pod of the same name (the API server answers 409, and the write is dropped)."""
         namespace, name = key
         for attempt in range(60):
             try:
@@ -207,14 +209,14 @@ class Kubelet:
                     self.core.patch_namespaced_pod_status(
                         name,
                         namespace,
-                        {"status": status},
+                        {"metadata": {"uid": uid}, "status": status} if uid else {"status": status},
                         _content_type=MERGE,
                         _preload_content=False,
                     )
                 )
                 return
             except ApiException as exc:
-                if exc.status == 404:
+                if exc.status in (404, 409):
                     return
             except (aiohttp.ClientError, OSError):
                 pass

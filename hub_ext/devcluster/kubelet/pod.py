@@ -42,6 +42,7 @@ class PodWorker:
         self.kubelet = kubelet
         self.pod = pod
         self.key = key_of(pod)
+        self.uid = str((pod.get("metadata") or {}).get("uid") or "")
         self.deleting = asyncio.Event()
         spec = pod.get("spec") or {}
         self.grace_default = float(spec.get("terminationGracePeriodSeconds", 30))
@@ -235,14 +236,14 @@ class PodWorker:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self.kubelet.push_status(self.key, self._snapshot())
+            await self.kubelet.push_status(self.key, self.uid, self._snapshot())
 
     async def _flush(self) -> None:
         """Send the last status, then end the status pusher."""
         if self.pusher is not None:
             self.pusher.cancel()
             await asyncio.gather(self.pusher, return_exceptions=True)
-        await self.kubelet.push_status(self.key, self._snapshot())
+        await self.kubelet.push_status(self.key, self.uid, self._snapshot())
 
     async def event(self, reason: str, message: str, warning: bool = False) -> None:
         await self.kubelet.event(self.pod, reason, message, warning)
