@@ -179,7 +179,7 @@ async def test_a_deleted_pods_last_status_never_lands_on_a_new_pod_of_the_same_n
     )
     await create(core, pod_manifest("reused", [PY, "-c", slow_exit, str(ended)]))
     old = await eventually(lambda: phase_is(core, "reused", "Running"), what="old pod runs")
-    log = cluster.state_dir / "logs" / "default" / "reused.log"
+    log = pod_log_path(cluster.state_dir, "default", "reused", "main")
 
     async def up() -> bool:
         return log.exists() and "up" in log.read_text()

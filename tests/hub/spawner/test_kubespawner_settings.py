@@ -201,6 +201,9 @@ def spawned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     async def scenario(tmp: Path) -> dict[str, Any]:
         async with lab(tmp) as cluster:
+            # the named ServiceAccount must exist: the API server refuses a pod naming a missing one
+            account = {"metadata": {"name": SETTINGS["service_account"]}}
+            await cluster.core.create_namespaced_service_account("default", account)
             spawner = cluster.spawner(cluster.config(**SETTINGS))
             spawner.user_options = {"profile": "intro-python"}
             url = await asyncio.wait_for(spawner.start(), 90)
