@@ -130,15 +130,20 @@ def entry_key(obj: Obj) -> EntryKey | None:
     return EntryKey(UserName(user), notes.get(ANNOTATION_SERVER, "")) if user else None
 
 
-def queue_entry(obj: Obj) -> QueueEntry | None:
-    """The queue entry of a gated LabHub pod; None for anything else."""
+def queue_entry(obj: Obj, include_detached: bool = False) -> QueueEntry | None:
+    """The queue entry of a gated LabHub pod; None for anything else.
+
+    A detached pod (its hub restarted) is an entry marked ``detached`` when
+    ``include_detached`` is true (it keeps its place in the queue), else None.
+    """
     pod = pod_from_object(obj)
     key = entry_key(obj)
     if key is None or not pod.gated or pod.phase.terminated:
         return None
     meta = obj["metadata"]
     notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-    if notes.get(ANNOTATION_DETACHED) or meta.get("deletionTimestamp"):
+    detached = bool(notes.get(ANNOTATION_DETACHED))
+    if (detached and not include_detached) or meta.get("deletionTimestamp"):
         return None
     types = [t for t in (notes.get(ANNOTATION_FALLBACKS) or "").split(",") if t]
     if not types and labels.get(LABEL_SLICE_TYPE):
@@ -153,6 +158,7 @@ def queue_entry(obj: Obj) -> QueueEntry | None:
         tuple(SliceType(t) for t in types),
         enqueued or now_utc(),
         notes.get(ANNOTATION_MEMBER, "true") != "false",
+        detached,
     )
 
 

@@ -38,6 +38,7 @@ from hub_ext.adapters.admission_k8s import (
     ANNOTATION_RUNTIME,
     AdmissionController,
 )
+from hub_ext.adapters.admission_k8s_retry import RetryPolicy, with_retries
 from hub_ext.core.admission import Admitted, Waiting
 from hub_ext.core.admission_messages import format_admitted, format_waiting
 from hub_ext.core.capacity import SliceType
@@ -49,6 +50,8 @@ from hub_ext.core.manifests import (
     build_pod,
     build_pvc,
 )
+from hub_ext.core.user_options import MAX_BODY_BYTES
+from hub_ext.hub.hub_hooks import install_hub_hooks
 from hub_ext.hub.spawner_admission import (
     SpawnTracker,
     admission_quotas,
@@ -64,6 +67,9 @@ __all__ = ["LabKubeSpawner", "profile_slugs", "stop_admission_controllers"]
 
 class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner for GPU teaching labs: course profiles, MIG slices and a fair queue."""
+
+    node_lost: str | None = None
+    """The node a stopped server ran on when that node was lost (reset by the next start)."""
 
     profiles_dir = Unicode(
         "",
@@ -121,6 +127,14 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         config=True,
         help="""Storage class of the students' home volumes (the Ceph RBD class of the lab).""",
     )
+    max_spawn_request_bytes = Int(
+        MAX_BODY_BYTES,
+        config=True,
+        help="""Largest body, in bytes, the hub accepts for a server start or a change of a
+        server's options (the REST API's /hub/api/users/{name}/server[s/{server}] and the spawn
+        form); larger ones are answered with HTTP 413 and nothing is stored. A profile choice
+        needs about 50 bytes.""",
+    )
     storage_capacity = Unicode(
         "250Gi",
         config=True,
@@ -156,7 +170,15 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         def policy(now: datetime) -> Any:
             return prof.policy(profiles(), now, quotas, claim)
 
-        return await controller_for(self.api.api_client, self.namespace, policy, self.queue_timeout)
+        return await controller_for(
+            self.api.api_client, self.namespace, policy, self.queue_timeout, self._retry_policy()
+        )
+
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            retry_timeout=float(self.k8s_api_request_retry_timeout),
+            request_timeout=float(self.k8s_api_request_timeout),
+        )
 
     def _deserialize(self, data: dict[str, Any], kind: str) -> Any:
         """A kubernetes_asyncio model (what KubeSpawner's helpers expect) from a dict."""
@@ -258,7 +280,9 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         await self.load_user_options()
         await self._start_watching_pods()
         controller = await self.admission() if self._lab_gpu else None
+        self.node_lost = None
         if controller is not None:
+            controller.forget_failure(self.user.name, self.name)
             self._check_capacity(controller)
         # the home volume and the pod are created together: the pod waits for its claim
         steps = [self._create_pod()]
@@ -391,6 +415,11 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
                 and self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
             ):
                 return
+            failure = controller.failure(self.user.name, self.name)
+            if failure is not None:
+                metrics.SPAWN_FAILURES.labels("gate-patch").inc()
+                await self.stop(now=True)
+                raise web.HTTPError(503, failure)
             left = deadline - loop.time()
             if left <= 0:
                 controller.note_exit(self.user.name, self.name, "timeout")
@@ -425,11 +454,18 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             yield event
 
     async def _annotate(self, pod: dict[str, Any], notes: dict[str, str | None]) -> None:
-        await self.api.patch_namespaced_pod(
-            pod["metadata"]["name"],
-            self.namespace,
-            {"metadata": {"annotations": notes}},
-            _content_type="application/merge-patch+json",
+        name = pod["metadata"]["name"]
+        await with_retries(
+            partial(
+                self.api.patch_namespaced_pod,
+                name,
+                self.namespace,
+                {"metadata": {"annotations": notes}},
+                _content_type="application/merge-patch+json",
+                _request_timeout=self.k8s_api_request_timeout,
+            ),
+            f"annotating {name}",
+            self._retry_policy(),
         )
 
     async def poll(self) -> int | None:
@@ -442,7 +478,25 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
                 await self._annotate(queued, {ANNOTATION_DETACHED: datetime.now(UTC).isoformat()})
                 self._detached = True
                 return 0
-        return await super().poll()
+        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+        node = ((pod or {}).get("spec") or {}).get("nodeName")
+        if node:
+            self._last_node = node
+        status = await super().poll()
+        if status is not None and (self._start_future is None or self._start_future.done()):
+            self._note_lost_node(status)
+        return status
+
+    def _note_lost_node(self, status: int | None) -> None:
+        """Remember that the server stopped because its node was lost (the hub then tells the
+        student so, instead of the generic "not running")."""
+        node = getattr(self, "_last_node", None)
+        controller = existing_controller(self.namespace)
+        if status is None or not node or controller is None or controller.node_ready(node):
+            return
+        if self.node_lost != node:
+            self.log.warning("%s stopped: its node %s is not ready", self._log_name, node)
+        self.node_lost = node
 
     async def stop(self, now: bool = False) -> None:
         if getattr(self, "_detached", False):
@@ -474,3 +528,6 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
 
 def profile_slugs(profiles: Iterable[Any]) -> list[str]:
     return sorted(prof.slug(p) for p in profiles)
+
+
+install_hub_hooks(LabKubeSpawner)  # when JupyterHub loads this class

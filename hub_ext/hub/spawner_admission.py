@@ -20,6 +20,7 @@ from typing import Any
 from hub_ext import metrics
 from hub_ext.adapters import k8s_profiles as prof
 from hub_ext.adapters.admission_k8s import AdmissionController, PassReport
+from hub_ext.adapters.admission_k8s_retry import RetryPolicy
 from hub_ext.core.admission import AdmissionPolicy, EntryKey, Quotas, UserName
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ async def controller_for(
     namespace: str,
     policy: Callable[[datetime], AdmissionPolicy],
     abandon_after: float,
+    retry: RetryPolicy | None = None,
 ) -> AdmissionController:
     """The hub's admission controller for ``namespace`` (started on first use)."""
     loop = asyncio.get_running_loop()
@@ -116,6 +118,7 @@ async def controller_for(
                 policy,
                 abandon_after=abandon_after,
                 spawning=lambda entry: (namespace, entry) in _SPAWNING,
+                retry=retry,
             )
             controller.observers.append(MetricsPublisher(controller))
             await controller.start()
