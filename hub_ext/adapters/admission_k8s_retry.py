@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from http import HTTPStatus
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -50,7 +51,10 @@ def is_transient(error: BaseException) -> bool:
 
 def describe(error: BaseException) -> str:
     if isinstance(error, ApiException):
-        return f"HTTP {error.status} {error.reason or ''}".strip()
+        try:
+            return f"HTTP {error.status} {HTTPStatus(int(error.status)).phrase}"
+        except (TypeError, ValueError):
+            return f"HTTP {error.status}"
     if isinstance(error, TimeoutError):
         return "no answer in time"
     return type(error).__name__
