@@ -228,9 +228,13 @@ def overview_from_objects(
             meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
             holders.append((session, str(meta.get("name")), spec.get("nodeName")))
     zones = {}
+    ready = set()
     for node in nodes:
         meta = node.get("metadata") or {}
         zones[str(meta.get("name"))] = str((meta.get("labels") or {}).get(ZONE_LABEL, ""))
+        if node_from_object(node).ready:
+            ready.add(str(meta.get("name")))
+    lost = frozenset(n for _, _, n in holders if n and n not in ready)
     return build_overview(
         OverviewInput(
             now,
@@ -241,5 +245,6 @@ def overview_from_objects(
             parts.entries,
             parts.running,
             parts.policy,
+            lost | frozenset(zones.keys() - ready),
         )
     )

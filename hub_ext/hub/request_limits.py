@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from jupyterhub.apihandlers.users import UserServerAPIHandler
+from jupyterhub.handlers.base import UserUrlHandler
 from jupyterhub.handlers.pages import SpawnHandler
 from tornado import web
 
@@ -119,17 +120,20 @@ class BoundedSpawnHandler(SpawnHandler):  # type: ignore[misc]
         self.finish(f"{message}\n")
 
 
-REPLACEMENTS: dict[type, type] = {
-    UserServerAPIHandler: BoundedServerAPIHandler,
-    SpawnHandler: BoundedSpawnHandler,
-}
-
-
 def use_bounded_handlers(handlers: list[Any]) -> int:
-    """Replace JupyterHub's spawn handlers in a handler list in place; how many were replaced."""
+    """Replace JupyterHub's spawn handlers (and its ``/user/...`` handler, for the node-lost
+    message of :mod:`hub_ext.hub.node_lost`) in a handler list in place; how many were
+    replaced."""
+    from hub_ext.hub.node_lost import LabUserUrlHandler
+
+    replacements: dict[type, type] = {
+        UserServerAPIHandler: BoundedServerAPIHandler,
+        SpawnHandler: BoundedSpawnHandler,
+        UserUrlHandler: LabUserUrlHandler,
+    }
     replaced = 0
     for i, rule in enumerate(handlers):
-        if isinstance(rule, tuple) and len(rule) >= 2 and rule[1] in REPLACEMENTS:
-            handlers[i] = (rule[0], REPLACEMENTS[rule[1]], *rule[2:])
+        if isinstance(rule, tuple) and len(rule) >= 2 and rule[1] in replacements:
+            handlers[i] = (rule[0], replacements[rule[1]], *rule[2:])
             replaced += 1
     return replaced
