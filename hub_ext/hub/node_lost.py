@@ -6,7 +6,8 @@ server is "Your server is not running" (HTTP 424). :class:`LabUserUrlHandler` (J
 ``/user/{name}/...`` handler, swapped in by :mod:`hub_ext.hub.hub_hooks`) answers instead with
 :data:`NODE_LOST`, on the page and for API requests, when ``LabKubeSpawner.node_lost`` names the
 lost node (the spawner sets it when its ``poll`` finds the server gone from a node that is not
-Ready; the next start clears it).
+Ready; it is kept in the spawner's state, so it outlives the spawner object and a hub restart;
+the next start clears it).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class LabUserUrlHandler(LabTemplates, UserUrlHandler):  # type: ignore[misc]
         user = self.find_user(user_name) if user_name else None
         if user is None:
             return None
-        spawner = user.spawners.get(server_name)
-        if spawner is None or spawner.active:
+        spawner = user.spawners[server_name]  # a stopped server's spawner is made afresh
+        if spawner is None or spawner.ready or spawner.pending == "spawn":
             return None
         node = getattr(spawner, "node_lost", None)
         return str(node) if node else None

@@ -295,6 +295,7 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         admitted = time.perf_counter()
         pod = await self._wait_for_running(f"{self.namespace}/{self.pod_name}", controller)
         self.pod_id = pod["metadata"]["uid"]
+        self._last_node = (pod.get("spec") or {}).get("nodeName")
         running = time.perf_counter()
         await self._wait_for_port(pod)
         self.log.info(
@@ -509,10 +510,13 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         profile = getattr(self, "_lab_profile", None)
         if profile is not None:
             state["lab_profile"] = prof.slug(profile)
+        if self.node_lost:
+            state["lab_node_lost"] = self.node_lost
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
+        self.node_lost = state.get("lab_node_lost") or None
         chosen = state.get("lab_profile")
         if chosen:
             found = [p for p in self.all_profiles() if prof.slug(p) == chosen]
