@@ -192,9 +192,9 @@ def build_overview(data: OverviewInput) -> AdmissionOverview:
         for node, slice_type, count in _count_rows(data.capacity.by_node)
     ]
     # holders on a node the capacity no longer counts (NotReady, gone): shown, not dropped
-    for (node, slice_type), held in sorted(bound.items()):
+    for (node, slice_type), lost in sorted(bound.items()):
         zone = data.node_zones.get(node, "")
-        rows.append(NodeSlices(node, zone, slice_type, 0, len(held), 0, tuple(held), False))
+        rows.append(NodeSlices(node, zone, slice_type, 0, len(lost), 0, tuple(lost), False))
     nodes = tuple(sorted(rows, key=lambda r: (r.node, r.slice_type)))
     zones = tuple(
         ZoneSlices(slice_type, zone, count.capacity, count.used, count.free)
