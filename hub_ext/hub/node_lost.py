@@ -23,6 +23,17 @@ NODE_LOST = "Your server's node was lost; your files are safe; press Start."
 TEMPLATE = "labhub-node-lost.html"
 
 
+def note_lost_node(spawner: Any, controller: Any) -> None:
+    """After ``poll`` found ``spawner``'s server stopped: remember the node it ran on (the
+    spawner's ``_last_node``) when that node is not Ready, so the student is told it was lost."""
+    node = getattr(spawner, "_last_node", None)
+    if not node or controller is None or controller.node_ready(node):
+        return
+    if spawner.node_lost != node:
+        spawner.log.warning("%s stopped: its node %s is not ready", spawner._log_name, node)
+    spawner.node_lost = node
+
+
 class LabUserUrlHandler(LabTemplates, UserUrlHandler):  # type: ignore[misc]
     """``/hub/user/{name}/...`` with the node-lost message for a server whose node was lost."""
 
@@ -53,4 +64,4 @@ class LabUserUrlHandler(LabTemplates, UserUrlHandler):  # type: ignore[misc]
         return super().render_template(name, sync, **ns)
 
 
-__all__ = ["NODE_LOST", "LabUserUrlHandler"]
+__all__ = ["NODE_LOST", "LabUserUrlHandler", "note_lost_node"]

@@ -52,6 +52,7 @@ from hub_ext.core.manifests import (
 )
 from hub_ext.core.user_options import MAX_BODY_BYTES
 from hub_ext.hub.hub_hooks import install_hub_hooks
+from hub_ext.hub.node_lost import note_lost_node
 from hub_ext.hub.spawner_admission import (
     SpawnTracker,
     admission_quotas,
@@ -485,19 +486,8 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             self._last_node = node
         status = await super().poll()
         if status is not None and (self._start_future is None or self._start_future.done()):
-            self._note_lost_node(status)
+            note_lost_node(self, existing_controller(self.namespace))
         return status
-
-    def _note_lost_node(self, status: int | None) -> None:
-        """Remember that the server stopped because its node was lost (the hub then tells the
-        student so, instead of the generic "not running")."""
-        node = getattr(self, "_last_node", None)
-        controller = existing_controller(self.namespace)
-        if status is None or not node or controller is None or controller.node_ready(node):
-            return
-        if self.node_lost != node:
-            self.log.warning("%s stopped: its node %s is not ready", self._log_name, node)
-        self.node_lost = node
 
     async def stop(self, now: bool = False) -> None:
         if getattr(self, "_detached", False):
