@@ -146,29 +146,29 @@ class LabHub:
     logs: list[Path] = field(default_factory=list)
 
     def config_text(self, port: int) -> str:
-        return (
-            HUB_CONFIG.format(
-                here=str(HERE),
-                port=port,
-                hub_port=free_port(),
-                proxy_api_port=free_port(),
-                chp=str(CHP),
-                service_dn=SERVICE_DN,
-                service_password=SERVICE_PASSWORD,
-                people=f"ou=people,{LAB.base_dn}",
-                groups=f"ou=groups,{LAB.base_dn}",
-                ca=str(self.slapd.tls.ca_cert),
-                allowed=[LAB.group_dn(g) for g in ("ml101-a", "ml101-b", "cv201", "hub-admins")],
-                ldap_url=self.slapd.url,
-                token=self.token,
-                provider=self.provider,
-                extra_args=["--allow-root"] if os.geteuid() == 0 else [],
-                real=sorted(self.real_servers),
-                singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
-                python=sys.executable,
-                light=str(HERE / "light_server.py"),
-            )
-            + self.extra_config
+        return self.base_config_text(port) + self.extra_config
+
+    def base_config_text(self, port: int) -> str:
+        return HUB_CONFIG.format(
+            here=str(HERE),
+            port=port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            chp=str(CHP),
+            service_dn=SERVICE_DN,
+            service_password=SERVICE_PASSWORD,
+            people=f"ou=people,{LAB.base_dn}",
+            groups=f"ou=groups,{LAB.base_dn}",
+            ca=str(self.slapd.tls.ca_cert),
+            allowed=[LAB.group_dn(g) for g in ("ml101-a", "ml101-b", "cv201", "hub-admins")],
+            ldap_url=self.slapd.url,
+            token=self.token,
+            provider=self.provider,
+            extra_args=["--allow-root"] if os.geteuid() == 0 else [],
+            real=sorted(self.real_servers),
+            singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
+            python=sys.executable,
+            light=str(HERE / "light_server.py"),
         )
 
     async def start_hub(self) -> None:
