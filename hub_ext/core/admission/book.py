@@ -182,6 +182,10 @@ class AdmissionBook:
         for priority in Priority:
             for entry in buckets[priority]:
                 course = entry.course
+                if entry.detached:
+                    t0 = entry.slice_types[0] if entry.slice_types else _NO_TYPE
+                    waits.append((entry, priority, t0, WaitReason.DETACHED, ""))
+                    continue
                 limit = course_quota.get(course)
                 queue_type: SliceType | None = None
                 reason = WaitReason.NO_SLICE_TYPE

@@ -11,6 +11,8 @@ reservations and the running sessions; the output is an :class:`AdmissionDecisio
 * during a reservation's window its unclaimed seats are held for its course and group; seats not
   claimed ``claim_window`` after the start are released to everybody;
 * never more admissions of a slice type than it has free slices;
+* a detached entry (its hub restarted, its owner has not pressed Start again) keeps its place
+  and counts in the positions of those behind it, but is not admitted;
 * the result depends only on the inputs, never on their order.
 
 The engine lives in :mod:`hub_ext.core.admission.book`; :func:`~hub_ext.core.admission.book.decide`
@@ -47,6 +49,8 @@ class WaitReason(Enum):
     COURSE_QUOTA = "course-quota-reached"
     SLICE_TYPE_QUOTA = "slice-type-quota-reached"
     NO_SLICE_TYPE = "no-acceptable-slice-type"
+    DETACHED = "owner-away"
+    """The student's hub restarted and the student has not pressed Start again yet."""
 
 
 class EntryKey(NamedTuple):
@@ -69,6 +73,10 @@ class QueueEntry:
     """Acceptable slice types, most preferred first."""
     enqueued_at: datetime
     course_member: bool = True
+    detached: bool = False
+    """The hub that queued it restarted and its owner has not pressed Start again: the entry
+    keeps its place and counts in everybody's position, but is not admitted (a free slice goes
+    to the next student who is there) until its owner is back."""
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ class NodeSlices:
     used: int
     free: int
     holders: tuple[SliceHolder, ...]
+    ready: bool = True
+    """False while the node is NotReady (or gone): its holders are listed, its slices are not
+    counted as capacity, and its servers are lost if the node does not come back."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ class OverviewInput:
     entries: Mapping[EntryKey, QueueEntry]
     running: tuple[RunningSession, ...]
     policy: AdmissionPolicy
+    not_ready: frozenset[str] = frozenset()
+    """Nodes that are not Ready now (or no longer exist) but still have pods bound."""
 
 
 def _count_rows(
@@ -173,7 +178,7 @@ def build_overview(data: OverviewInput) -> AdmissionOverview:
             flight.append(held)
         else:
             bound.setdefault((held.node, held.slice_type), []).append(held)
-    nodes = tuple(
+    rows = [
         NodeSlices(
             node,
             data.node_zones.get(node, ""),
@@ -181,10 +186,16 @@ def build_overview(data: OverviewInput) -> AdmissionOverview:
             count.capacity,
             count.used,
             count.free,
-            tuple(bound.get((node, slice_type), ())),
+            tuple(bound.pop((node, slice_type), ())),
+            node not in data.not_ready,
         )
         for node, slice_type, count in _count_rows(data.capacity.by_node)
-    )
+    ]
+    # holders on a node the capacity no longer counts (NotReady, gone): shown, not dropped
+    for (node, slice_type), lost in sorted(bound.items()):
+        zone = data.node_zones.get(node, "")
+        rows.append(NodeSlices(node, zone, slice_type, 0, len(lost), 0, tuple(lost), False))
+    nodes = tuple(sorted(rows, key=lambda r: (r.node, r.slice_type)))
     zones = tuple(
         ZoneSlices(slice_type, zone, count.capacity, count.used, count.free)
         for zone, slice_type, count in _count_rows(data.capacity.by_zone)

@@ -19,6 +19,7 @@ from typing import Any
 
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import AdmissionController, PassReport
+from hub_ext.adapters.k8s.retry import RetryPolicy
 from hub_ext.core.admission.model import AdmissionPolicy, EntryKey, Quotas, UserName
 from hub_ext.hub import metrics
 
@@ -99,6 +100,7 @@ async def controller_for(
     namespace: str,
     policy: Callable[[datetime], AdmissionPolicy],
     abandon_after: float,
+    retry: RetryPolicy | None = None,
 ) -> AdmissionController:
     """The hub's admission controller for ``namespace`` (started on first use)."""
     loop = asyncio.get_running_loop()
@@ -116,6 +118,7 @@ async def controller_for(
                 policy,
                 abandon_after=abandon_after,
                 spawning=lambda entry: (namespace, entry) in _SPAWNING,
+                retry=retry,
             )
             controller.observers.append(MetricsPublisher(controller))
             await controller.start()
