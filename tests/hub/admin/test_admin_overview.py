@@ -208,15 +208,14 @@ def held_pod(name: str, node: str) -> dict[str, object]:
 
 
 def test_holders_on_a_not_ready_node_are_shown_as_such() -> None:
-    from hub_ext.adapters.admission_k8s_objects import (
+    from hub_ext.adapters.k8s.objects import (
         OverviewParts,
         node_from_object,
         overview_from_objects,
         pod_from_object,
     )
-    from hub_ext.core.capacity_index import CapacityIndex
-
-    from hub_ext.core.admission import AdmissionPolicy
+    from hub_ext.core.admission.model import AdmissionPolicy
+    from hub_ext.core.capacity.index import CapacityIndex
 
     nodes = [mig_node("gpu-a1", "room-a"), mig_node("gpu-b1", "room-b", ready=False)]
     pods = [held_pod("jupyter-ann", "gpu-a1"), held_pod("jupyter-bob", "gpu-b1")]
