@@ -55,6 +55,7 @@ def _merge(parts: list[AdmissionOverview]) -> AdmissionOverview | None:
         in_flight=tuple(h for p in parts for h in p.in_flight),
         queues=tuple(q for p in parts for q in p.queues),
         reservations=tuple(r for p in parts for r in p.reservations),
+        notes=tuple(n for p in parts for n in p.notes),
     )
 
 

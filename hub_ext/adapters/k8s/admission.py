@@ -46,8 +46,9 @@ from hub_ext.adapters.k8s.objects import (
     running_session,
 )
 from hub_ext.adapters.k8s.retry import RetryPolicy
+from hub_ext.adapters.k8s.usage import MemoryUsageStore, UsageLedger, UsageStore
 from hub_ext.adapters.k8s.writes import PodWrites
-from hub_ext.core.admission.book import decide
+from hub_ext.core.admission.book import decide, rule_notes
 from hub_ext.core.admission.model import (
     AdmissionDecision,
     AdmissionInput,
@@ -109,6 +110,7 @@ class AdmissionController(PodWrites):
         abandon_after: float | None = None,
         spawning: Spawning | None = None,
         retry: RetryPolicy | None = None,
+        usage: UsageStore | None = None,
     ) -> None:
         self.namespace = namespace
         self.core = CoreV1Api(api_client)
@@ -121,6 +123,8 @@ class AdmissionController(PodWrites):
         self._spawning = spawning
         self.retry = retry or RetryPolicy()
         """Retries of gate patches and annotations on transient API errors."""
+        self.usage = UsageLedger(usage or MemoryUsageStore())
+        """Finished GPU sessions, for usage-based rules (durable with a ConfigMap store)."""
         self._failed: dict[EntryKey, str] = {}
         self._failed_uids: set[PodUid] = set()
         self.index = CapacityIndex()
@@ -151,6 +155,7 @@ class AdmissionController(PodWrites):
         """Start watching; returns once nodes and pods are listed and the loop runs."""
         if self._task is not None:
             return
+        await self.usage.load()
         self._nodes.start()
         self._pods.start()
         await asyncio.gather(self._nodes.synced.wait(), self._pods.synced.wait())
@@ -206,11 +211,13 @@ class AdmissionController(PodWrites):
         """A read-only snapshot: slices per node and type with holders, the queue per course
         with positions, and the active lab-session reservations (as of the last pass)."""
         entries, running, policy = self._last
+        now = now or self._clock()
+        notes = rule_notes(AdmissionInput(now, {}, (), running, policy, self.usage.records))
         return overview_from_objects(
-            now or self._clock(),
+            now,
             self._pods.cache.values(),
             self._nodes.cache.values(),
-            OverviewParts(self.index.snapshot(), self.decision, entries, running, policy),
+            OverviewParts(self.index.snapshot(), self.decision, entries, running, policy, notes),
         )
 
     async def wait_for_update(self, timeout: float) -> None:
@@ -332,9 +339,12 @@ class AdmissionController(PodWrites):
             if session is not None:
                 running.append(session)
         policy = self._policy(now)
+        if self.usage.observe(now, tuple(running)):
+            chores.append(self.usage.flush())
+        free = self.index.free_by_type()
         decision = decide(
             AdmissionInput(
-                now, self.index.free_by_type(), tuple(entries.values()), tuple(running), policy
+                now, free, tuple(entries.values()), tuple(running), policy, self.usage.records
             )
         )
         results = await asyncio.gather(

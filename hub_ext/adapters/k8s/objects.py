@@ -27,6 +27,7 @@ from hub_ext.core.admission.overview import (
     build_overview,
     holders_of,
 )
+from hub_ext.core.admission.rules import RuleNote
 from hub_ext.core.capacity.model import Capacity, Node, Pod, PodPhase, PodUid, SliceType
 from hub_ext.core.k8s_names import (
     ANNOTATION_ADMITTED,
@@ -214,6 +215,7 @@ class OverviewParts:
     entries: Mapping[EntryKey, QueueEntry]
     running: tuple[RunningSession, ...]
     policy: AdmissionPolicy
+    notes: tuple[RuleNote, ...] = ()
 
 
 def overview_from_objects(
@@ -245,5 +247,6 @@ def overview_from_objects(
             parts.running,
             parts.policy,
             lost | frozenset(zones.keys() - ready),
+            parts.notes,
         )
     )

@@ -26,9 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, IntEnum
 from functools import cached_property
-from typing import NamedTuple, NewType, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, NewType, TypeVar
 
 from hub_ext.core.capacity.model import SliceType
+
+if TYPE_CHECKING:  # the rules and usage records are built on this model
+    from hub_ext.core.admission.rules.base import AdmissionRule
+    from hub_ext.core.admission.usage import UsageRecord
 
 UserName = NewType("UserName", str)
 CourseSlug = NewType("CourseSlug", str)
@@ -172,6 +176,8 @@ class AdmissionPolicy:
     quotas: Quotas = field(default_factory=Quotas)
     reservations: tuple[Reservation, ...] = ()
     claim_window: timedelta = timedelta(minutes=10)
+    rules: tuple[AdmissionRule, ...] = ()
+    """Configured rules applied after the built-in ones (:mod:`hub_ext.core.admission.rules`)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,8 @@ class AdmissionInput:
     queue: tuple[QueueEntry, ...] = ()
     running: tuple[RunningSession, ...] = ()
     policy: AdmissionPolicy = field(default_factory=AdmissionPolicy)
+    usage: tuple[UsageRecord, ...] = ()
+    """Finished GPU sessions from the durable usage store (for usage-based rules)."""
 
 
 @dataclass(frozen=True)

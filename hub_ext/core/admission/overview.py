@@ -28,6 +28,7 @@ from hub_ext.core.admission.model import (
     UserName,
     WaitReason,
 )
+from hub_ext.core.admission.rules import RuleNote
 from hub_ext.core.capacity.model import Capacity, SliceCount, SliceType
 
 
@@ -122,6 +123,8 @@ class AdmissionOverview:
     """Admitted servers whose pod is not bound to a node yet."""
     queues: tuple[CourseQueue, ...]
     reservations: tuple[ActiveReservation, ...]
+    notes: tuple[RuleNote, ...] = ()
+    """The admission rules' lines for the admin view (for example GPU-hour budgets)."""
 
     def queue_lengths(self) -> dict[tuple[SliceType, CourseSlug], int]:
         """Waiting students per (slice type, course)."""
@@ -158,6 +161,8 @@ class OverviewInput:
     policy: AdmissionPolicy
     not_ready: frozenset[str] = frozenset()
     """Nodes that are not Ready now (or no longer exist) but still have pods bound."""
+    notes: tuple[RuleNote, ...] = ()
+    """The admission rules' lines (:meth:`~hub_ext.core.admission.rules.AdmissionRule.notes`)."""
 
 
 def _count_rows(
@@ -201,7 +206,7 @@ def build_overview(data: OverviewInput) -> AdmissionOverview:
         for zone, slice_type, count in _count_rows(data.capacity.by_zone)
     )
     return AdmissionOverview(
-        data.now, nodes, zones, tuple(flight), _queues(data), _reservations(data)
+        data.now, nodes, zones, tuple(flight), _queues(data), _reservations(data), data.notes
     )
 
 

@@ -17,10 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kubernetes_asyncio.client import CoreV1Api
+
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import AdmissionController, PassReport
 from hub_ext.adapters.k8s.retry import RetryPolicy
+from hub_ext.adapters.k8s.usage import ConfigMapUsageStore
 from hub_ext.core.admission.model import AdmissionPolicy, EntryKey, Quotas, UserName
+from hub_ext.core.admission.rules import AdmissionRule, parse_quotas
 from hub_ext.hub import metrics
 
 log = logging.getLogger(__name__)
@@ -57,10 +61,15 @@ def profiles_from_dir(path: str, policy_file: str = "") -> list[Any]:
 def admission_quotas(configured: dict[str, Any], policy_file: str) -> Quotas:
     """``admission_quotas`` merged with the ``quotas`` of the profile policy file (where both
     name a course or slice type, the smaller limit applies)."""
-    quotas = Quotas.from_mapping(configured)
+    quotas = parse_quotas(configured, "c.LabKubeSpawner.admission_quotas")
     if policy_file:
-        quotas = quotas.merged(Quotas.from_mapping(prof.policy_quotas(Path(policy_file))))
+        quotas = quotas.merged(prof.policy_rules(Path(policy_file)).quotas)
     return quotas
+
+
+def admission_rules(policy_file: str) -> tuple[AdmissionRule, ...]:
+    """The admission rules the profile policy file configures (beyond the quotas)."""
+    return prof.policy_rules(Path(policy_file)).rules if policy_file else ()
 
 
 def existing_controller(namespace: str) -> AdmissionController | None:
@@ -119,6 +128,7 @@ async def controller_for(
                 abandon_after=abandon_after,
                 spawning=lambda entry: (namespace, entry) in _SPAWNING,
                 retry=retry,
+                usage=ConfigMapUsageStore(CoreV1Api(api_client), namespace, retry),
             )
             controller.observers.append(MetricsPublisher(controller))
             await controller.start()

@@ -43,6 +43,7 @@ from hub_ext.core.profiles.overrides import override_problems
 from hub_ext.core.profiles.user_options import MAX_BODY_BYTES
 from hub_ext.hub.spawner.admission import (
     admission_quotas,
+    admission_rules,
     controller_for,
     existing_controller,
     stop_admission_controllers,
@@ -209,10 +210,11 @@ class LabKubeSpawner(LabServerState, LabStart, LabProfileOptions, KubeSpawner): 
         if controller is not None:
             return controller
         quotas = admission_quotas(dict(self.admission_quotas), self.profile_policy_file)
+        rules = admission_rules(self.profile_policy_file)
         claim, profiles = self.reservation_claim_minutes, self.all_profiles
 
         def policy(now: datetime) -> Any:
-            return prof.policy(profiles(), now, quotas, claim)
+            return prof.policy(profiles(), now, quotas, claim, rules)
 
         return await controller_for(
             self.api.api_client, self.namespace, policy, self.queue_timeout, self._retry_policy()
