@@ -55,6 +55,8 @@ class WaitReason(Enum):
     NO_SLICE_TYPE = "no-acceptable-slice-type"
     DETACHED = "owner-away"
     """The student's hub restarted and the student has not pressed Start again yet."""
+    GPU_BUDGET = "gpu-budget-spent"
+    """The student used up a GPU-hour budget (:mod:`hub_ext.core.admission.rules.budget`)."""
 
 
 class EntryKey(NamedTuple):

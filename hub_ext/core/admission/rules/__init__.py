@@ -7,6 +7,7 @@ subclasses :class:`~.base.AdmissionRule` and registers its policy key (imported 
 
 from __future__ import annotations
 
+from hub_ext.core.admission.rules import budget  # registers the "budgets" policy key
 from hub_ext.core.admission.rules.base import AdmissionRule, Hold, RuleContext, RuleNote, RulePass
 from hub_ext.core.admission.rules.registry import (
     PolicyRules,
@@ -24,6 +25,7 @@ __all__ = [
     "RuleContext",
     "RuleNote",
     "RulePass",
+    "budget",
     "builtin_rules",
     "parse_policy_rules",
     "parse_quotas",
