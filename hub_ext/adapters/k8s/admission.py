@@ -27,12 +27,6 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from hub_ext.adapters.k8s.informer import Informer, Obj
 from hub_ext.adapters.k8s.objects import (
-    ANNOTATION_ADMITTED,
-    ANNOTATION_DETACHED,
-    ANNOTATION_ENQUEUED,
-    ANNOTATION_IDLE,
-    ANNOTATION_MEMBER,
-    ANNOTATION_RUNTIME,
     OverviewParts,
     detached_since,
     entry_key,
@@ -68,6 +62,14 @@ from hub_ext.core.admission.overview import (
 )
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import PodUid, SliceCount, SliceType
+from hub_ext.core.k8s_names import (
+    ANNOTATION_ADMITTED,
+    ANNOTATION_DETACHED,
+    ANNOTATION_ENQUEUED,
+    ANNOTATION_IDLE,
+    ANNOTATION_MEMBER,
+    ANNOTATION_RUNTIME,
+)
 
 __all__ = [
     "ANNOTATION_ADMITTED",

@@ -88,7 +88,9 @@ class ConfigMapUsageStore:
     """Usage records in the ConfigMap ``labhub-gpu-usage`` of ``namespace``."""
 
     def __init__(self, core: CoreV1Api, namespace: str, retry: RetryPolicy | None = None) -> None:
-        self.core, self.namespace, self.retry = core, namespace, retry or RetryPolicy()
+        # dict bodies are sent as they are (kubernetes_asyncio types them as models)
+        self.core: Any = core
+        self.namespace, self.retry = namespace, retry or RetryPolicy()
 
     async def load(self) -> tuple[UsageRecord, ...]:
         try:

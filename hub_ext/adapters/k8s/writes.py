@@ -14,14 +14,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_ext.adapters.k8s.informer import Informer, Obj, read_json
 from hub_ext.adapters.k8s.objects import (
-    ANNOTATION_ADMITTED,
-    ANNOTATION_DETACHED,
     pod_from_object,
     requested_slice_type,
     resource_version,
@@ -30,7 +28,12 @@ from hub_ext.adapters.k8s.retry import GaveUp, RetryPolicy, describe, with_retri
 from hub_ext.core.admission.model import Admitted, EntryKey, QueueEntry, UserName
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import PodUid
-from hub_ext.core.k8s_names import LABEL_SLICE_TYPE, SLICE_GATE
+from hub_ext.core.k8s_names import (
+    ANNOTATION_ADMITTED,
+    ANNOTATION_DETACHED,
+    LABEL_SLICE_TYPE,
+    SLICE_GATE,
+)
 from hub_ext.core.manifests import retarget_pod
 
 log = logging.getLogger("hub_ext.adapters.k8s.admission")
@@ -40,7 +43,9 @@ class PodWrites:
     """Gate patches, annotations and deletions of queued pods (mixed into the controller)."""
 
     namespace: str
-    core: CoreV1Api
+    core: Any
+    """A CoreV1Api, called with dict bodies and request options (``_content_type``,
+    ``_preload_content``) that kubernetes_asyncio accepts but does not declare in its types."""
     retry: RetryPolicy
     index: CapacityIndex
     orphan_grace: float
@@ -171,7 +176,8 @@ class PodWrites:
                 _preload_content=False,
                 _request_timeout=self.retry.request_timeout,
             )
-            return await read_json(resp)
+            fresh: Obj = await read_json(resp)
+            return fresh
 
         try:
             fresh = await with_retries(patch, f"lifting the gate of {meta['name']}", self.retry)

@@ -197,5 +197,5 @@ class MetricsPublisher:
         active: dict[str, int] = {}
         for r in view.reservations:
             active[r.course] = active.get(r.course, 0) + 1
-        for course, n in active.items():
-            metrics.RESERVATIONS_ACTIVE.labels(course).set(n)
+        for reserved, n in active.items():
+            metrics.RESERVATIONS_ACTIVE.labels(reserved).set(n)

@@ -90,7 +90,9 @@ class BoundedServerAPIHandler(UserServerAPIHandler):  # type: ignore[misc]
         start could accept (saved before these checks existed), so the start begins clean."""
         user = self.find_user(self.path_args[0]) if self.path_args else None
         server = self.path_args[1] if len(self.path_args) > 1 else ""
-        orm_spawner = user.orm_spawners.get(server) if user is not None else None
+        if user is None:
+            return
+        orm_spawner = user.orm_spawners.get(server)
         if orm_spawner is None or not orm_spawner.user_options:
             return
         try:
