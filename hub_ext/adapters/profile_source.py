@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hub_ext.core.admission.rules import policy_keys
 from hub_ext.core.profiles.model import CourseProfile, ImageRef, ProfileError
 from hub_ext.core.profiles.policy import Policy, parse_policy
 from hub_ext.core.profiles.set import (
@@ -37,7 +38,7 @@ def read_profile_dirs(
     folders present. Raises OSError or ValueError when a directory or the policy is unreadable."""
     policy = Policy()
     if policy_file is not None:
-        policy = parse_policy(policy_file.read_text(encoding="utf-8"))
+        policy = parse_policy(policy_file.read_text(encoding="utf-8"), policy_keys())
     files: list[ProfileFile] = []
     locks: dict[str, dict[str, ImageRef]] = {}
     lock_errors: list[ProfileError] = []

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import aiohttp
+import psutil  # type: ignore[import-untyped]
 
 from hub_ext.adapters.ldap.reference_lab import (
     Slapd,
@@ -49,6 +50,7 @@ from hub_ext.demo.processes import (
     strays,
     terminate,
 )
+from hub_ext.demo.supervise import Part, Supervisor, alive_only
 
 if TYPE_CHECKING:
     from hub_ext.devcluster.cluster import DevCluster
@@ -95,6 +97,8 @@ class DemoStack:
         self.hub: subprocess.Popen[bytes] | None = None
         self.url = ""
         self._owns_pidfile = False
+        self._hub_args: tuple[hubconfig.HubSettings, Path] | None = None
+        self._hub_below: list[psutil.Process] = []
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -172,6 +176,8 @@ class DemoStack:
         await self._start_hub(settings, cluster.kubeconfig)
 
     async def _start_hub(self, settings: hubconfig.HubSettings, kubeconfig: Path) -> None:
+        self._hub_args = (settings, kubeconfig)
+        self._hub_below = []
         hub_dir = self.state / "hub"
         config = hubconfig.write(settings, hub_dir)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
@@ -227,6 +233,46 @@ class DemoStack:
                 "Press Ctrl-C to stop.",
             ]
         )
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    def supervisor(self) -> Supervisor:
+        """Restarts a crashed JupyterHub or slapd (see :mod:`hub_ext.demo.supervise`)."""
+        sup = Supervisor(self.say, lambda procs: terminate(procs, 5.0))
+        sup.add(Part("JupyterHub", self._hub_exit_code, self._restart_hub, self._hub_leftovers))
+        sup.add(Part("slapd", self._slapd_exit_code, self._restart_slapd))
+        return sup
+
+    def _hub_exit_code(self) -> int | None:
+        if self.hub is None:
+            return None
+        code = self.hub.poll()
+        if code is None:  # remember what it started: a killed hub leaves them running
+            self._hub_below = descendants(self.hub.pid)
+        return code
+
+    def _hub_leftovers(self) -> list[psutil.Process]:
+        """What the dead hub started (its proxy, its idle culler), found by the last snapshot
+        or, for what started after it, as a process in the state directory not below the demo."""
+        ours = {p.pid for p in descendants()}
+        found = {p.pid: p for p in alive_only(self._hub_below)}
+        for proc in strays(self.state):
+            if proc.pid not in ours:
+                found.setdefault(proc.pid, proc)
+        return list(found.values())
+
+    async def _restart_hub(self) -> None:
+        assert self._hub_args is not None
+        await self._start_hub(*self._hub_args)
+        self.say(f"LabHub demo is running again: open {self.url}/")
+
+    def _slapd_exit_code(self) -> int | None:
+        proc = self.slapd.proc if self.slapd is not None else None
+        return proc.poll() if proc is not None else None
+
+    async def _restart_slapd(self) -> None:
+        assert self.slapd is not None
+        await asyncio.to_thread(self.slapd.start)
 
     # -- stop -----------------------------------------------------------------------------------
 
@@ -325,7 +371,15 @@ async def _main(options: DemoOptions, out: TextIO) -> int:
             stopping.cancel()
         else:
             stack.say(stack.banner())
-            await stopping
+            supervising = asyncio.ensure_future(stack.supervisor().run())
+            await asyncio.wait({stopping, supervising}, return_when=asyncio.FIRST_COMPLETED)
+            if supervising.done():
+                code = 1
+                stopping.cancel()
+            else:
+                supervising.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervising
             stack.say("stopping the LabHub demo ...")
     finally:
         stopped = await stack.stop()

@@ -55,6 +55,7 @@ def _merge(parts: list[AdmissionOverview]) -> AdmissionOverview | None:
         in_flight=tuple(h for p in parts for h in p.in_flight),
         queues=tuple(q for p in parts for q in p.queues),
         reservations=tuple(r for p in parts for r in p.reservations),
+        notes=tuple(n for p in parts for n in p.notes),
     )
 
 
@@ -88,17 +89,13 @@ def collect_overview(config: Any, now: datetime | None = None) -> LabOverview:
     return build_lab_overview(now, admission, nodes, _profiles(config))
 
 
-class _AdminBase(BaseHandler):  # type: ignore[misc]
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """A 403 names what is missing, on the API as JSON and on the page as the hub's error."""
-        if status_code == 403 and self.request.path.endswith("/api/overview"):
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"status": 403, "message": NOT_ADMIN}))
-            return
-        super().write_error(status_code, **kwargs)
+class LabTemplates:
+    """Templates from hub_ext/hub/templates first, then the hub's own (for page.html); mixed
+    into a JupyterHub handler."""
+
+    settings: dict[str, Any]
 
     def get_template(self, name: str, sync: bool = False) -> Template:
-        """Templates from hub_ext/hub/templates first, then the hub's own (for page.html)."""
         key = "labhub_jinja2_env_sync" if sync else "labhub_jinja2_env"
         env = self.settings.get(key)
         if env is None:
@@ -110,6 +107,16 @@ class _AdminBase(BaseHandler):  # type: ignore[misc]
             self.settings[key] = env
         template: Template = env.get_template(name)
         return template
+
+
+class _AdminBase(LabTemplates, BaseHandler):  # type: ignore[misc]
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """A 403 names what is missing, on the API as JSON and on the page as the hub's error."""
+        if status_code == 403 and self.request.path.endswith("/api/overview"):
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"status": 403, "message": NOT_ADMIN}))
+            return
+        super().write_error(status_code, **kwargs)
 
     def _require_admin(self) -> None:
         user = self.current_user

@@ -7,12 +7,15 @@ same state finds the file that a student saved in their home during the first.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 from demo_process import (
     DemoProcess,
@@ -145,3 +148,50 @@ def test_demo_errors_are_one_line(tmp_path: Path) -> None:
     assert broken.returncode == 1, broken
     assert broken.stderr.startswith("labhub demo: error: cluster file:"), broken.stderr
     assert len(broken.stderr.strip().splitlines()) == 1
+
+
+def _named(procs: list[psutil.Process], needle: str) -> list[psutil.Process]:
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if needle in " ".join(proc.cmdline()) and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+    return out
+
+
+def _until(probe: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_killed_hub_is_restarted_and_leaves_no_orphan(
+    tmp_path: Path, demos: list[DemoProcess]
+) -> None:
+    state = tmp_path / "state"
+    demo = _demo(demos, state)
+    url = demo.start()
+    below = demo.processes()
+    (hub,) = _named(below, "jupyterhub -f")
+    started_by_hub = hub.children(recursive=True)
+    assert _named(started_by_hub, "jupyterhub-idle-culler"), started_by_hub
+    assert _named(started_by_hub, "configurable-http-proxy"), started_by_hub
+
+    hub.kill()  # SIGKILL: the hub cannot stop its proxy or its culler
+    _until(lambda: "JupyterHub is running again" in demo.output, 120, "the hub restarted")
+    assert "JupyterHub exited with code -9; restarting it" in demo.output, demo.output
+    assert f"LabHub demo is running again: open {url}/" in demo.output
+    assert alive(started_by_hub) == [], "the old hub's proxy or culler is still running"
+    now = demo.processes()
+    assert len(_named(now, "jupyterhub-idle-culler")) == 1
+    assert len(_named(now, "jupyterhub -f")) == 1
+    login(url, "student02")  # the restarted hub serves logins on the same URL
+
+    below = demo.processes()
+    assert demo.stop(signal.SIGINT) == 0, demo.log
+    assert alive(below) == []
+    assert strays(state) == []

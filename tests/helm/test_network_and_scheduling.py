@@ -201,6 +201,16 @@ def test_hub_rbac_is_namespaced_and_minimal() -> None:
     assert ("persistentvolumeclaims", "create") in granted
     assert not any(r == "secrets" for r, _ in granted)
     assert not any(v in {"*", "escalate", "bind", "impersonate"} for _, v in granted)
+    maps = [rule for rule in role["rules"] if rule["resources"] == ["configmaps"]]
+    assert maps == [  # the GPU usage record: create it, then read and update that one only
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["labhub-gpu-usage"],
+            "verbs": ["get", "update"],
+        },
+    ]
     cluster = one(docs, "ClusterRole", f"labhub-{FULL}-hub")
     assert cluster["rules"] == [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}

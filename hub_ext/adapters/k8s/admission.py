@@ -24,38 +24,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.adapters.k8s.informer import Informer, Obj, read_json
+from hub_ext.adapters.k8s.informer import Informer, Obj
 from hub_ext.adapters.k8s.objects import (
-    ANNOTATION_ADMITTED,
-    ANNOTATION_DETACHED,
-    ANNOTATION_ENQUEUED,
-    ANNOTATION_IDLE,
-    ANNOTATION_MEMBER,
-    ANNOTATION_RUNTIME,
     OverviewParts,
     detached_since,
     entry_key,
-    is_gated,
     node_from_object,
     now_utc,
     overview_from_objects,
     parse_time,
     pod_from_object,
     queue_entry,
-    requested_slice_type,
     resource_version,
     running_session,
 )
-from hub_ext.adapters.k8s.rooms import room_use, with_room_affinity
-from hub_ext.core.admission.book import decide
+from hub_ext.adapters.k8s.retry import RetryPolicy
+from hub_ext.adapters.k8s.rooms import room_use
+from hub_ext.adapters.k8s.usage import MemoryUsageStore, UsageLedger, UsageStore
+from hub_ext.adapters.k8s.writes import PodWrites
+from hub_ext.core.admission.book import decide, rule_notes
 from hub_ext.core.admission.model import (
     AdmissionDecision,
     AdmissionInput,
     AdmissionPolicy,
     Admitted,
-    CourseSlug,
     EntryKey,
     QueueEntry,
     RunningSession,
@@ -71,8 +64,14 @@ from hub_ext.core.admission.overview import (
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import PodUid, SliceCount, SliceType
 from hub_ext.core.capacity.rooms import RoomOrder, assign_rooms
-from hub_ext.core.k8s_names import ANNOTATION_ROOM, LABEL_COURSE, LABEL_SLICE_TYPE, SLICE_GATE
-from hub_ext.core.manifests import retarget_pod
+from hub_ext.core.k8s_names import (
+    ANNOTATION_ADMITTED,
+    ANNOTATION_DETACHED,
+    ANNOTATION_ENQUEUED,
+    ANNOTATION_IDLE,
+    ANNOTATION_MEMBER,
+    ANNOTATION_RUNTIME,
+)
 
 __all__ = [
     "ANNOTATION_ADMITTED",
@@ -102,7 +101,7 @@ class PassReport:
     exits: tuple[QueueExit, ...]
 
 
-class AdmissionController:
+class AdmissionController(PodWrites):
     """Lifts the slice-admission gate of the pods the policy admits, one pass per change."""
 
     def __init__(
@@ -115,6 +114,8 @@ class AdmissionController:
         abandon_after: float | None = None,
         spawning: Spawning | None = None,
         rooms: RoomOrder | None = None,
+        retry: RetryPolicy | None = None,
+        usage: UsageStore | None = None,
     ) -> None:
         self.namespace = namespace
         self.core = CoreV1Api(api_client)
@@ -127,6 +128,12 @@ class AdmissionController:
         self._spawning = spawning
         self.rooms = rooms
         """Room-first packing: admitted pods get a required node affinity for their room."""
+        self.retry = retry or RetryPolicy()
+        """Retries of gate patches and annotations on transient API errors."""
+        self.usage = UsageLedger(usage or MemoryUsageStore())
+        """Finished GPU sessions, for usage-based rules (durable with a ConfigMap store)."""
+        self._failed: dict[EntryKey, str] = {}
+        self._failed_uids: set[PodUid] = set()
         self.index = CapacityIndex()
         self.decision: AdmissionDecision | None = None
         self.observers: list[Callable[[PassReport], None]] = []
@@ -144,7 +151,6 @@ class AdmissionController:
         )
         self._started_at: datetime | None = None
         self._watchers: dict[EntryKey, set[asyncio.Event]] = {}
-        self._late_exits: list[QueueExit] = []
         self._nodes = Informer(self.core.list_node, self._on_node, "nodes")
         self._pods = Informer(
             lambda **kw: self.core.list_namespaced_pod(namespace, **kw), self._on_pod, "pods"
@@ -156,6 +162,7 @@ class AdmissionController:
         """Start watching; returns once nodes and pods are listed and the loop runs."""
         if self._task is not None:
             return
+        await self.usage.load()
         self._nodes.start()
         self._pods.start()
         await asyncio.gather(self._nodes.synced.wait(), self._pods.synced.wait())
@@ -195,6 +202,14 @@ class AdmissionController:
     def free(self, slice_type: str) -> int:
         return self.index.free(slice_type)
 
+    def node_ready(self, name: str) -> bool:
+        """Whether the node is known, Ready and not cordoned (False for a node that is gone)."""
+        obj = self._nodes.cache.get(("", name))
+        if obj is None:
+            found = (o for o in self._nodes.cache.values() if o["metadata"].get("name") == name)
+            obj = next(found, None)
+        return obj is not None and node_from_object(obj).ready
+
     def node_objects(self) -> list[Any]:
         """The Node objects the controller's informer holds (read-only copies are not made)."""
         return list(self._nodes.cache.values())
@@ -203,11 +218,13 @@ class AdmissionController:
         """A read-only snapshot: slices per node and type with holders, the queue per course
         with positions, and the active lab-session reservations (as of the last pass)."""
         entries, running, policy = self._last
+        now = now or self._clock()
+        notes = rule_notes(AdmissionInput(now, {}, (), running, policy, self.usage.records))
         return overview_from_objects(
-            now or self._clock(),
+            now,
             self._pods.cache.values(),
             self._nodes.cache.values(),
-            OverviewParts(self.index.snapshot(), self.decision, entries, running, policy),
+            OverviewParts(self.index.snapshot(), self.decision, entries, running, policy, notes),
         )
 
     async def wait_for_update(self, timeout: float) -> None:
@@ -272,6 +289,7 @@ class AdmissionController:
         pod = pod_from_object(obj)
         if kind == "DELETED":
             self._patched.pop(pod.uid, None)
+            self._failed_uids.discard(pod.uid)
             self.index.remove_pod(pod.uid)
         else:
             ours = self._patched.get(pod.uid)
@@ -311,25 +329,29 @@ class AdmissionController:
         chores: list[Any] = []
         limit = timedelta(seconds=self.abandon_after or 0)
         for obj in list(self._pods.cache.values()):
-            entry = queue_entry(obj)
+            entry = queue_entry(obj, include_detached=True)
+            if entry is not None and self._failed_uids and self._gave_up_on(obj):
+                continue  # being deleted: the controller could not admit it
             if entry is not None:
                 entries[entry.key], by_key[entry.key] = entry, obj
-                if self._orphaned(obj, entry, now):
+                since = detached_since(obj) if entry.detached else None
+                if since is not None:
+                    detached.add(entry.key)
+                    if self.abandon_after is not None and now - since > limit:
+                        chores.append(self._abandon(obj, entry.key))
+                elif self._orphaned(obj, entry, now):
                     chores.append(self._detach(obj, now))
                 continue
             session = running_session(obj, now)
             if session is not None:
                 running.append(session)
-                continue
-            key, since = entry_key(obj), detached_since(obj)
-            if key is not None and since is not None and is_gated(obj):
-                detached.add(key)
-                if self.abandon_after is not None and now - since > limit:
-                    chores.append(self._abandon(obj, key, now))
         policy = self._policy(now)
+        if self.usage.observe(now, tuple(running)):
+            chores.append(self.usage.flush())
+        free = self.index.free_by_type()
         decision = decide(
             AdmissionInput(
-                now, self.index.free_by_type(), tuple(entries.values()), tuple(running), policy
+                now, free, tuple(entries.values()), tuple(running), policy, self.usage.records
             )
         )
         rooms = self._rooms_for(decision.admitted)
@@ -356,8 +378,6 @@ class AdmissionController:
             if previous is None or previous.status(key) != decision.status(key):
                 self._notify(key)
         self._last = (entries, tuple(running), policy)
-        exits += self._late_exits
-        self._late_exits = []
         report = PassReport(now, decision, policy, tuple(exits))
         for observer in list(self.observers):
             try:
@@ -368,43 +388,7 @@ class AdmissionController:
         self._updated = asyncio.Event()
         return decision
 
-    # -- clean-up of queued pods nobody waits for -----------------------------------------------
-
-    def _orphaned(self, obj: Obj, entry: QueueEntry | None, now: datetime) -> bool:
-        if entry is None or self._spawning is None or self._started_at is None:
-            return False
-        grace = timedelta(seconds=self.orphan_grace)
-        if now - self._started_at < grace or now - entry.enqueued_at < grace:
-            return False
-        return not self._spawning(entry.key)
-
-    async def _detach(self, obj: Obj, now: datetime) -> None:
-        name = obj["metadata"]["name"]
-        log.info("queued pod %s is not spawned by this hub any more: detaching it", name)
-        body = {"metadata": {"annotations": {ANNOTATION_DETACHED: now.isoformat()}}}
-        with contextlib.suppress(ApiException):
-            await self.core.patch_namespaced_pod(
-                name, self.namespace, body, _content_type="application/merge-patch+json"
-            )
-
-    async def _abandon(self, obj: Obj, key: EntryKey, now: datetime) -> None:
-        meta = obj["metadata"]
-        log.info("deleting queued pod %s: nobody pressed Start again in time", meta["name"])
-        try:
-            await self.core.delete_namespaced_pod(
-                meta["name"], self.namespace, grace_period_seconds=0
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                log.warning("could not delete abandoned pod %s: %s", meta["name"], exc.status)
-            return
-        self.cleaned += 1
-        enqueued = parse_time((meta.get("annotations") or {}).get(ANNOTATION_ENQUEUED)) or now
-        course = CourseSlug((meta.get("labels") or {}).get(LABEL_COURSE, ""))
-        slice_type = SliceType(requested_slice_type(obj))
-        self._late_exits.append(QueueExit(key, course, slice_type, now - enqueued, "timeout"))
-
-    # -- admission ------------------------------------------------------------------------------
+    # -- room-first packing -----------------------------------------------------------------
 
     def _rooms_for(self, admitted: tuple[Admitted, ...]) -> tuple[str | None, ...]:
         """The room of each admitted pod under room-first packing (None: no room asked)."""
@@ -412,102 +396,3 @@ class AdmissionController:
             return tuple(None for _ in admitted)
         use = room_use(self.index.snapshot(), self._pods.cache.values())
         return assign_rooms(self.rooms, use, [a.slice_type for a in admitted])
-
-    async def _admit(
-        self, obj: Obj, admitted: Admitted, now: datetime, room: str | None = None
-    ) -> bool:
-        asked = requested_slice_type(obj)
-        if asked and asked != admitted.slice_type:
-            return await self._replace(obj, admitted, now, room)
-        meta, spec = obj["metadata"], obj.get("spec") or {}
-        gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") != SLICE_GATE]
-        annotations = {ANNOTATION_ADMITTED: now.isoformat()}
-        new_spec: dict[str, Any] = {"schedulingGates": gates or None}
-        if room is not None:
-            annotations[ANNOTATION_ROOM] = room
-            new_spec["affinity"] = with_room_affinity(spec, room)
-        body = {
-            "metadata": {
-                "resourceVersion": meta["resourceVersion"],
-                "labels": {LABEL_SLICE_TYPE: admitted.slice_type},
-                "annotations": annotations,
-            },
-            "spec": new_spec,
-        }
-        try:
-            resp = await self.core.patch_namespaced_pod(
-                meta["name"],
-                meta.get("namespace") or self.namespace,
-                body,
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
-            )
-            fresh = await read_json(resp)
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                self.conflicts += 1
-                return False
-            raise
-        self._took(fresh)
-        where = f" in {room}" if room else ""
-        log.info("admitted %s on a %s slice%s", meta["name"], admitted.slice_type, where)
-        return True
-
-    async def _replace(
-        self, obj: Obj, admitted: Admitted, now: datetime, room: str | None = None
-    ) -> bool:
-        """Admit on a fallback type: delete the queued pod, create one asking for that type."""
-        meta = obj["metadata"]
-        name = meta["name"]
-        manifest = retarget_pod(obj, admitted.slice_type)
-        manifest["metadata"].setdefault("annotations", {})[ANNOTATION_ADMITTED] = now.isoformat()
-        if room is not None:
-            manifest["metadata"]["annotations"][ANNOTATION_ROOM] = room
-            manifest["spec"]["affinity"] = with_room_affinity(manifest["spec"], room)
-        body = {
-            "preconditions": {"uid": meta.get("uid"), "resourceVersion": meta["resourceVersion"]}
-        }
-        try:
-            await self.core.delete_namespaced_pod(
-                name, self.namespace, grace_period_seconds=0, body=body
-            )
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                self.conflicts += 1
-                return False
-            raise
-        delay = 0.05
-        for _ in range(40):
-            try:
-                resp = await self.core.create_namespaced_pod(
-                    self.namespace, manifest, _preload_content=False
-                )
-                fresh = await read_json(resp)
-                break
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-                await asyncio.sleep(delay)  # the old pod is still being removed
-                delay = min(delay * 2, 0.5)
-        else:
-            log.warning("could not recreate %s on a %s slice", name, admitted.slice_type)
-            return False
-        self.replaced += 1
-        self._took(fresh)
-        log.info("admitted %s on a fallback %s slice", name, admitted.slice_type)
-        return True
-
-    def _took(self, fresh: Obj) -> None:
-        """Count an admitted pod at once (in flight), before its watch event arrives."""
-        pod = pod_from_object(fresh)
-        key = (pod.namespace, pod.name)
-        current = self._pods.cache.get(key)
-        if (
-            current is None
-            or resource_version(current) < resource_version(fresh)
-            or ((current.get("metadata") or {}).get("uid") != pod.uid)
-        ):
-            self._pods.cache[key] = fresh
-            self._patched[pod.uid] = fresh
-            self.index.update_pod(pod)
-        self.admissions += 1

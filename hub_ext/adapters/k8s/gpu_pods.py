@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
@@ -78,7 +78,7 @@ async def list_gpu_pods(core: CoreV1Api, namespace: str, now: datetime) -> GpuPo
         if token:
             kwargs["_continue"] = token
         result = await core.list_namespaced_pod(namespace, **kwargs)
-        serialize = core.api_client.sanitize_for_serialization
+        serialize = cast(Any, core).api_client.sanitize_for_serialization
         objs.extend(serialize(pod) for pod in result.items)
         token = getattr(result.metadata, "_continue", None)
         if not token:
@@ -108,7 +108,7 @@ async def kubernetes_client(kubeconfig: str | None = None) -> ApiClient:
         await config.load_kube_config(config_file=path, client_configuration=conf)
         return ApiClient(configuration=conf)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=conf)
+        config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
         return ApiClient(configuration=conf)
     token_file = SERVICE_ACCOUNT_DIR / "token"
     if not token_file.exists():

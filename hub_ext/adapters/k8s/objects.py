@@ -27,6 +27,7 @@ from hub_ext.core.admission.overview import (
     build_overview,
     holders_of,
 )
+from hub_ext.core.admission.rules import RuleNote
 from hub_ext.core.capacity.model import Capacity, Node, Pod, PodPhase, PodUid, SliceType
 from hub_ext.core.k8s_names import (
     ANNOTATION_ADMITTED,
@@ -129,15 +130,20 @@ def entry_key(obj: Obj) -> EntryKey | None:
     return EntryKey(UserName(user), notes.get(ANNOTATION_SERVER, "")) if user else None
 
 
-def queue_entry(obj: Obj) -> QueueEntry | None:
-    """The queue entry of a gated LabHub pod; None for anything else."""
+def queue_entry(obj: Obj, include_detached: bool = False) -> QueueEntry | None:
+    """The queue entry of a gated LabHub pod; None for anything else.
+
+    A detached pod (its hub restarted) is an entry marked ``detached`` when
+    ``include_detached`` is true (it keeps its place in the queue), else None.
+    """
     pod = pod_from_object(obj)
     key = entry_key(obj)
     if key is None or not pod.gated or pod.phase.terminated:
         return None
     meta = obj["metadata"]
     notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-    if notes.get(ANNOTATION_DETACHED) or meta.get("deletionTimestamp"):
+    detached = bool(notes.get(ANNOTATION_DETACHED))
+    if (detached and not include_detached) or meta.get("deletionTimestamp"):
         return None
     types = [t for t in (notes.get(ANNOTATION_FALLBACKS) or "").split(",") if t]
     if not types and labels.get(LABEL_SLICE_TYPE):
@@ -152,6 +158,7 @@ def queue_entry(obj: Obj) -> QueueEntry | None:
         tuple(SliceType(t) for t in types),
         enqueued or now_utc(),
         notes.get(ANNOTATION_MEMBER, "true") != "false",
+        detached,
     )
 
 
@@ -208,6 +215,7 @@ class OverviewParts:
     entries: Mapping[EntryKey, QueueEntry]
     running: tuple[RunningSession, ...]
     policy: AdmissionPolicy
+    notes: tuple[RuleNote, ...] = ()
 
 
 def overview_from_objects(
@@ -221,9 +229,13 @@ def overview_from_objects(
             meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
             holders.append((session, str(meta.get("name")), spec.get("nodeName")))
     zones = {}
+    ready = set()
     for node in nodes:
         meta = node.get("metadata") or {}
         zones[str(meta.get("name"))] = str((meta.get("labels") or {}).get(ZONE_LABEL, ""))
+        if node_from_object(node).ready:
+            ready.add(str(meta.get("name")))
+    lost = frozenset(n for _, _, n in holders if n and n not in ready)
     return build_overview(
         OverviewInput(
             now,
@@ -234,5 +246,7 @@ def overview_from_objects(
             parts.entries,
             parts.running,
             parts.policy,
+            lost | frozenset(zones.keys() - ready),
+            parts.notes,
         )
     )

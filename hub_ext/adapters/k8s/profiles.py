@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hub_ext.core.admission.model import AdmissionPolicy, CourseSlug, Quotas, Reservation
+from hub_ext.core.admission.rules import AdmissionRule, PolicyRules, parse_policy_rules
 from hub_ext.core.capacity.model import SliceType
 from hub_ext.core.manifests import GiB
 from hub_ext.core.profiles.model import GpuRequest, SharedVolume
@@ -145,27 +146,28 @@ def reservations(profiles: Iterable[Any], now: datetime) -> tuple[Reservation, .
 
 
 def policy(
-    profiles: Iterable[Any], now: datetime, quotas: Quotas, claim_minutes: int
+    profiles: Iterable[Any],
+    now: datetime,
+    quotas: Quotas,
+    claim_minutes: int,
+    rules: tuple[AdmissionRule, ...] = (),
 ) -> AdmissionPolicy:
-    return AdmissionPolicy(quotas, reservations(profiles, now), timedelta(minutes=claim_minutes))
+    return AdmissionPolicy(
+        quotas, reservations(profiles, now), timedelta(minutes=claim_minutes), rules
+    )
 
 
-def policy_quotas(path: Path) -> dict[str, dict[str, int]]:
-    """The ``quotas`` section of the profile policy file (``{"courses": {...}, "slice_types":
-    {...}}``); empty when the file names none. Raises ValueError naming the file and problem."""
+def policy_rules(path: Path) -> PolicyRules:
+    """The admission part of the profile policy file (``quotas`` and the configured rules'
+    sections, parsed by :func:`hub_ext.core.admission.rules.parse_policy_rules`). Raises
+    ValueError naming the file and problem."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"profile policy file {path}: cannot be read: {exc}") from None
     if not isinstance(data, Mapping):
         raise ValueError(f"profile policy file {path}: must be a mapping")
-    quotas = data.get("quotas") or {}
-    if not isinstance(quotas, Mapping) or not all(isinstance(v, Mapping) for v in quotas.values()):
-        raise ValueError(
-            f"profile policy file {path}: quotas must map courses and slice_types to "
-            "{name: maximum servers}"
-        )
-    return {str(k): {str(n): v for n, v in dict(v).items()} for k, v in quotas.items()}
+    return parse_policy_rules(data, f"profile policy file {path}")
 
 
 def kubespawner_override(profile: Any) -> dict[str, Any]:

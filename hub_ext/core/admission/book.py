@@ -4,10 +4,11 @@ The book keeps the queue sorted by ``(enqueued_at, key)``, the running sessions 
 per slice type and per (course, group, slice type), and each slice type's guaranteed release
 times sorted, all updated per event in O(log n) comparisons. :meth:`AdmissionBook.decide` then
 needs one pass over the queue: entries are bucketed by priority (which depends on ``now``, because
-lab-session windows open and close), admitted greedily in that order while free slices, quotas
-and held seats allow, and the rest numbered per slice type. Positions and ETAs come from counters
-and an index into the sorted release times, so a decision over n entries costs O(n + r) for r
-reservations — no entry ever looks at another one.
+lab-session windows open and close), admitted greedily in that order while the rules
+(:mod:`hub_ext.core.admission.rules`: detached entries, quotas, configured rules such as a
+GPU-hour budget), free slices and held seats allow, and the rest numbered per slice type.
+Positions and ETAs come from counters and an index into the sorted release times, so a decision
+over n entries costs O(n + r) for r reservations — no entry ever looks at another one.
 """
 
 from __future__ import annotations
@@ -36,9 +37,18 @@ from hub_ext.core.admission.model import (
     entries_by_key,
     entry_sort_key,
 )
+from hub_ext.core.admission.rules import (
+    AdmissionRule,
+    Hold,
+    RuleContext,
+    RuleNote,
+    builtin_rules,
+)
+from hub_ext.core.admission.usage import UsageRecord
 from hub_ext.core.capacity.model import SliceType
 
 _GroupKey = tuple[CourseSlug, str, SliceType]
+_Wait = tuple[QueueEntry, Priority, SliceType, WaitReason, str, timedelta | None]
 _NO_TYPE = SliceType("")
 _K = TypeVar("_K")
 
@@ -64,6 +74,8 @@ class AdmissionBook:
         self._by_type: dict[SliceType, int] = {}
         self._by_group: dict[_GroupKey, int] = {}
         self._releases: dict[SliceType, list[tuple[datetime, EntryKey]]] = {}
+        self.usage: tuple[UsageRecord, ...] = ()
+        """Finished GPU sessions (from the durable usage store) the rules may look at."""
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -148,6 +160,23 @@ class AdmissionBook:
     def running(self) -> tuple[RunningSession, ...]:
         return tuple(self._running.values())
 
+    # -- rules ----------------------------------------------------------------------------------
+
+    def rules(self) -> tuple[AdmissionRule, ...]:
+        """The built-in rules (detached entries, quotas), then the policy's configured ones."""
+        return (*builtin_rules(self.policy.quotas), *self.policy.rules)
+
+    def context(self, now: datetime) -> RuleContext:
+        """What the rules see: the running sessions, their counts and the usage records."""
+        return RuleContext(
+            now, dict(self._running), dict(self._by_course), dict(self._by_type), self.usage
+        )
+
+    def notes(self, now: datetime) -> tuple[RuleNote, ...]:
+        """The rules' lines for the admin view."""
+        ctx = self.context(now)
+        return tuple(note for rule in self.rules() for note in rule.notes(ctx))
+
     # -- decisions ------------------------------------------------------------------------------
 
     def decide(self, now: datetime, free: Mapping[SliceType, int]) -> AdmissionDecision:
@@ -171,30 +200,29 @@ class AdmissionBook:
             else:
                 buckets[Priority.COURSE_MEMBER].append(entry)
 
-        quotas = self.policy.quotas
-        course_quota, type_quota = quotas.per_course, quotas.per_slice_type
-        course_count = dict(self._by_course)
-        type_count = dict(self._by_type)
+        passes = [rule.start(self.context(now)) for rule in self.rules()]
         free_left = {t: n for t, n in free.items() if n > 0}
         admitted: list[Admitted] = []
-        waits: list[tuple[QueueEntry, Priority, SliceType, WaitReason, str]] = []
+        waits: list[_Wait] = []
 
         for priority in Priority:
             for entry in buckets[priority]:
                 course = entry.course
-                limit = course_quota.get(course)
+                held = _first_hold(p.hold(entry) for p in passes)
+                if held is not None:
+                    t0 = entry.slice_types[0] if entry.slice_types else _NO_TYPE
+                    waits.append((entry, priority, t0, held.reason, held.detail, held.eta))
+                    continue
                 queue_type: SliceType | None = None
                 reason = WaitReason.NO_SLICE_TYPE
                 detail = ""
-                if limit is not None and course_count.get(course, 0) >= limit:
-                    t0 = entry.slice_types[0] if entry.slice_types else _NO_TYPE
-                    waits.append((entry, priority, t0, WaitReason.COURSE_QUOTA, course))
-                    continue
+                eta: timedelta | None = None
                 for t in entry.slice_types:
-                    t_limit = type_quota.get(t)
-                    if t_limit is not None and type_count.get(t, 0) >= t_limit:
+                    type_held = _first_hold(p.hold_type(entry, t) for p in passes)
+                    if type_held is not None:
                         if queue_type is None and reason is WaitReason.NO_SLICE_TYPE:
-                            reason, detail = WaitReason.SLICE_TYPE_QUOTA, str(t_limit)
+                            reason, detail = type_held.reason, type_held.detail
+                            eta = type_held.eta
                         continue
                     f = free_left.get(t, 0)
                     mine = own_holds.get((course, entry.group or "", t), ())
@@ -204,7 +232,7 @@ class AdmissionBook:
                         f <= held_by_type.get(t, 0) and not any(h.held > 0 for h in mine)
                     ):
                         if queue_type is None:
-                            queue_type = t
+                            queue_type, eta = t, None
                             if f > 0:
                                 reason, detail = WaitReason.RESERVED, _held_groups(holds, t)
                             else:
@@ -218,14 +246,14 @@ class AdmissionBook:
                             claimed = hold.reservation
                             break
                     free_left[t] = f - 1
-                    course_count[course] = course_count.get(course, 0) + 1
-                    type_count[t] = type_count.get(t, 0) + 1
+                    for p in passes:
+                        p.take(entry, t)
                     admitted.append(Admitted(entry.key, t, priority, claimed))
                     break
                 else:
                     if queue_type is None:
                         queue_type = entry.slice_types[0] if entry.slice_types else _NO_TYPE
-                    waits.append((entry, priority, queue_type, reason, detail))
+                    waits.append((entry, priority, queue_type, reason, detail, eta))
 
         return AdmissionDecision(now, tuple(admitted), self._number(now, waits, holds))
 
@@ -234,11 +262,11 @@ class AdmissionBook:
     def _number(
         self,
         now: datetime,
-        waits: list[tuple[QueueEntry, Priority, SliceType, WaitReason, str]],
+        waits: list[_Wait],
         holds: list[_Hold],
     ) -> tuple[Waiting, ...]:
         totals: dict[SliceType, int] = {}
-        for _, _, t, _, _ in waits:
+        for _, _, t, _, _, _ in waits:
             totals[t] = totals.get(t, 0) + 1
         deadlines: dict[SliceType, datetime] = {}
         for hold in holds:
@@ -249,10 +277,10 @@ class AdmissionBook:
         needing: dict[SliceType, int] = {}
         out: list[Waiting] = []
         zero = timedelta(0)
-        for entry, priority, t, reason, detail in waits:
+        for entry, priority, t, reason, detail, rule_eta in waits:
             position = seen.get(t, 0) + 1
             seen[t] = position
-            eta: timedelta | None = None
+            eta: timedelta | None = rule_eta
             if reason in (WaitReason.NO_FREE_SLICE, WaitReason.RESERVED):
                 # Entries held back by a quota do not take the releases ahead of this one.
                 k = needing.get(t, 0) + 1
@@ -315,8 +343,21 @@ def _held_groups(holds: list[_Hold], slice_type: SliceType) -> str:
     return ", ".join(names)
 
 
+def _first_hold(holds: Iterable[Hold | None]) -> Hold | None:
+    return next((h for h in holds if h is not None), None)
+
+
 def decide(state: AdmissionInput) -> AdmissionDecision:
     """The decision for one snapshot of the queue (see :class:`AdmissionBook` for the live form)."""
     book = AdmissionBook(state.policy)
     book.extend(state.queue, state.running)
+    book.usage = state.usage
     return book.decide(state.now, state.free)
+
+
+def rule_notes(state: AdmissionInput) -> tuple[RuleNote, ...]:
+    """The admission rules' lines for the admin view, for one snapshot."""
+    book = AdmissionBook(state.policy)
+    book.extend((), state.running)
+    book.usage = state.usage
+    return book.notes(state.now)

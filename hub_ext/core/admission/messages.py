@@ -47,7 +47,7 @@ def format_waiting(wait: Waiting) -> str:
         owner = f"seminar group {wait.detail}" if wait.detail else "a lab session"
         note = f"the free slices are reserved for {owner}"
     else:
-        note = ""
+        note = wait.detail  # a configured rule's own words (empty for the capacity reasons)
     parts = [p for p in (eta, note) if p]
     return f"{head} ({'; '.join(parts)})" if parts else head
 

@@ -11,6 +11,8 @@ reservations and the running sessions; the output is an :class:`AdmissionDecisio
 * during a reservation's window its unclaimed seats are held for its course and group; seats not
   claimed ``claim_window`` after the start are released to everybody;
 * never more admissions of a slice type than it has free slices;
+* a detached entry (its hub restarted, its owner has not pressed Start again) keeps its place
+  and counts in the positions of those behind it, but is not admitted;
 * the result depends only on the inputs, never on their order.
 
 The engine lives in :mod:`hub_ext.core.admission.book`; :func:`~hub_ext.core.admission.book.decide`
@@ -24,9 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, IntEnum
 from functools import cached_property
-from typing import NamedTuple, NewType, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, NewType, TypeVar
 
 from hub_ext.core.capacity.model import SliceType
+
+if TYPE_CHECKING:  # the rules and usage records are built on this model
+    from hub_ext.core.admission.rules.base import AdmissionRule
+    from hub_ext.core.admission.usage import UsageRecord
 
 UserName = NewType("UserName", str)
 CourseSlug = NewType("CourseSlug", str)
@@ -47,6 +53,10 @@ class WaitReason(Enum):
     COURSE_QUOTA = "course-quota-reached"
     SLICE_TYPE_QUOTA = "slice-type-quota-reached"
     NO_SLICE_TYPE = "no-acceptable-slice-type"
+    DETACHED = "owner-away"
+    """The student's hub restarted and the student has not pressed Start again yet."""
+    GPU_BUDGET = "gpu-budget-spent"
+    """The student used up a GPU-hour budget (:mod:`hub_ext.core.admission.rules.budget`)."""
 
 
 class EntryKey(NamedTuple):
@@ -69,6 +79,10 @@ class QueueEntry:
     """Acceptable slice types, most preferred first."""
     enqueued_at: datetime
     course_member: bool = True
+    detached: bool = False
+    """The hub that queued it restarted and its owner has not pressed Start again: the entry
+    keeps its place and counts in everybody's position, but is not admitted (a free slice goes
+    to the next student who is there) until its owner is back."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,8 @@ class AdmissionPolicy:
     quotas: Quotas = field(default_factory=Quotas)
     reservations: tuple[Reservation, ...] = ()
     claim_window: timedelta = timedelta(minutes=10)
+    rules: tuple[AdmissionRule, ...] = ()
+    """Configured rules applied after the built-in ones (:mod:`hub_ext.core.admission.rules`)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,8 @@ class AdmissionInput:
     queue: tuple[QueueEntry, ...] = ()
     running: tuple[RunningSession, ...] = ()
     policy: AdmissionPolicy = field(default_factory=AdmissionPolicy)
+    usage: tuple[UsageRecord, ...] = ()
+    """Finished GPU sessions from the durable usage store (for usage-based rules)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from hub_ext.core.admission.model import (
     UserName,
     WaitReason,
 )
+from hub_ext.core.admission.rules import RuleNote
 from hub_ext.core.capacity.model import Capacity, SliceCount, SliceType
 
 
@@ -57,6 +58,9 @@ class NodeSlices:
     used: int
     free: int
     holders: tuple[SliceHolder, ...]
+    ready: bool = True
+    """False while the node is NotReady (or gone): its holders are listed, its slices are not
+    counted as capacity, and its servers are lost if the node does not come back."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ class AdmissionOverview:
     """Admitted servers whose pod is not bound to a node yet."""
     queues: tuple[CourseQueue, ...]
     reservations: tuple[ActiveReservation, ...]
+    notes: tuple[RuleNote, ...] = ()
+    """The admission rules' lines for the admin view (for example GPU-hour budgets)."""
 
     def queue_lengths(self) -> dict[tuple[SliceType, CourseSlug], int]:
         """Waiting students per (slice type, course)."""
@@ -153,6 +159,10 @@ class OverviewInput:
     entries: Mapping[EntryKey, QueueEntry]
     running: tuple[RunningSession, ...]
     policy: AdmissionPolicy
+    not_ready: frozenset[str] = frozenset()
+    """Nodes that are not Ready now (or no longer exist) but still have pods bound."""
+    notes: tuple[RuleNote, ...] = ()
+    """The admission rules' lines (:meth:`~hub_ext.core.admission.rules.AdmissionRule.notes`)."""
 
 
 def _count_rows(
@@ -173,7 +183,7 @@ def build_overview(data: OverviewInput) -> AdmissionOverview:
             flight.append(held)
         else:
             bound.setdefault((held.node, held.slice_type), []).append(held)
-    nodes = tuple(
+    rows = [
         NodeSlices(
             node,
             data.node_zones.get(node, ""),
@@ -181,16 +191,22 @@ def build_overview(data: OverviewInput) -> AdmissionOverview:
             count.capacity,
             count.used,
             count.free,
-            tuple(bound.get((node, slice_type), ())),
+            tuple(bound.pop((node, slice_type), ())),
+            node not in data.not_ready,
         )
         for node, slice_type, count in _count_rows(data.capacity.by_node)
-    )
+    ]
+    # holders on a node the capacity no longer counts (NotReady, gone): shown, not dropped
+    for (node, slice_type), lost in sorted(bound.items()):
+        zone = data.node_zones.get(node, "")
+        rows.append(NodeSlices(node, zone, slice_type, 0, len(lost), 0, tuple(lost), False))
+    nodes = tuple(sorted(rows, key=lambda r: (r.node, r.slice_type)))
     zones = tuple(
         ZoneSlices(slice_type, zone, count.capacity, count.used, count.free)
         for zone, slice_type, count in _count_rows(data.capacity.by_zone)
     )
     return AdmissionOverview(
-        data.now, nodes, zones, tuple(flight), _queues(data), _reservations(data)
+        data.now, nodes, zones, tuple(flight), _queues(data), _reservations(data), data.notes
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,10 @@ POLICY_KEYS = (
     "allowed_slice_types",
     "allowed_volumes",
     "allowed_storage_classes",
-    "quotas",
 )
+ADMISSION_KEYS = ("quotas",)
+"""Keys read by the admission rules, not by this module; the caller passes the current list
+(:func:`hub_ext.core.admission.rules.policy_keys`), since profiles know nothing of admission."""
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,21 @@ def _size(data: dict[str, Any], key: str) -> int | None:
         raise ValueError(f"policy: {key}: {exc}") from None
 
 
-def parse_policy(text: str) -> Policy:
-    """Parse policy.yaml (safe loader); raises ValueError naming the key and accepted values."""
+def parse_policy(text: str, admission_keys: Iterable[str] = ADMISSION_KEYS) -> Policy:
+    """Parse policy.yaml (safe loader); raises ValueError naming the key and accepted values.
+
+    The ``admission_keys`` sections (quotas, budgets ...) are accepted and left to the
+    admission rules' parser."""
+    accepted = (*POLICY_KEYS, *admission_keys)
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"policy: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError("policy must be a mapping of " + ", ".join(POLICY_KEYS))
-    unknown = sorted(str(k) for k in data if k not in POLICY_KEYS)
+        raise ValueError("policy must be a mapping of " + ", ".join(accepted))
+    unknown = sorted(str(k) for k in data if k not in accepted)
     if unknown:
-        raise ValueError(f"policy: unknown key {unknown[0]!r}; accepted: {', '.join(POLICY_KEYS)}")
+        raise ValueError(f"policy: unknown key {unknown[0]!r}; accepted: {', '.join(accepted)}")
     max_cpu = data.get("max_cpu", 16)
     if isinstance(max_cpu, bool) or not isinstance(max_cpu, (int, float)) or max_cpu <= 0:
         raise ValueError("policy: max_cpu must be a positive number of cores")

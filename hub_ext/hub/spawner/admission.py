@@ -17,9 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kubernetes_asyncio.client import CoreV1Api
+
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import AdmissionController, PassReport
+from hub_ext.adapters.k8s.retry import RetryPolicy
+from hub_ext.adapters.k8s.usage import ConfigMapUsageStore
 from hub_ext.core.admission.model import AdmissionPolicy, EntryKey, Quotas, UserName
+from hub_ext.core.admission.rules import AdmissionRule, parse_quotas
 from hub_ext.core.capacity.rooms import RoomOrder
 from hub_ext.hub import metrics
 
@@ -57,10 +62,15 @@ def profiles_from_dir(path: str, policy_file: str = "") -> list[Any]:
 def admission_quotas(configured: dict[str, Any], policy_file: str) -> Quotas:
     """``admission_quotas`` merged with the ``quotas`` of the profile policy file (where both
     name a course or slice type, the smaller limit applies)."""
-    quotas = Quotas.from_mapping(configured)
+    quotas = parse_quotas(configured, "c.LabKubeSpawner.admission_quotas")
     if policy_file:
-        quotas = quotas.merged(Quotas.from_mapping(prof.policy_quotas(Path(policy_file))))
+        quotas = quotas.merged(prof.policy_rules(Path(policy_file)).quotas)
     return quotas
+
+
+def admission_rules(policy_file: str) -> tuple[AdmissionRule, ...]:
+    """The admission rules the profile policy file configures (beyond the quotas)."""
+    return prof.policy_rules(Path(policy_file)).rules if policy_file else ()
 
 
 def existing_controller(namespace: str) -> AdmissionController | None:
@@ -101,6 +111,7 @@ async def controller_for(
     policy: Callable[[datetime], AdmissionPolicy],
     abandon_after: float,
     rooms: RoomOrder | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AdmissionController:
     """The hub's admission controller for ``namespace`` (started on first use)."""
     loop = asyncio.get_running_loop()
@@ -119,6 +130,8 @@ async def controller_for(
                 abandon_after=abandon_after,
                 spawning=lambda entry: (namespace, entry) in _SPAWNING,
                 rooms=rooms,
+                retry=retry,
+                usage=ConfigMapUsageStore(CoreV1Api(api_client), namespace, retry),
             )
             controller.observers.append(MetricsPublisher(controller))
             await controller.start()
@@ -187,5 +200,5 @@ class MetricsPublisher:
         active: dict[str, int] = {}
         for r in view.reservations:
             active[r.course] = active.get(r.course, 0) + 1
-        for course, n in active.items():
-            metrics.RESERVATIONS_ACTIVE.labels(course).set(n)
+        for reserved, n in active.items():
+            metrics.RESERVATIONS_ACTIVE.labels(reserved).set(n)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,33 +22,21 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tornado import web
 
 from hub_ext.adapters.k8s.informer import read_json
+from hub_ext.adapters.k8s.retry import (
+    TRANSIENT_STATUS,
+    GaveUp,
+    RetryPolicy,
+    Transient,
+    api_reason,
+    describe,
+)
+from hub_ext.adapters.k8s.retry import with_retries as retried
 
 __all__ = ["TRANSIENT_STATUS", "create_pod", "create_pvc", "with_retries"]
 
-#: API answers that may pass by themselves: too many requests, server errors, unavailable.
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 FIRST_WAIT = 0.5
 MAX_WAIT = 5.0
-
-
-class Transient(Exception):
-    """One failed attempt that is worth repeating; ``reason`` says what happened."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _reason(e: ApiException) -> str:
-    """``HTTP 503: <the Status message>`` (the answer's text is in ``body`` or, for requests
-    read as JSON here, in ``reason``)."""
-    text = str(e.body or e.reason or "")
-    try:
-        answer = json.loads(text)
-        message = str(answer.get("message") or "") if isinstance(answer, dict) else text
-    except ValueError:
-        message = text
-    return f"HTTP {e.status}: {message[:200]}" if message else f"HTTP {e.status}"
+_reason = api_reason
 
 
 async def _send(request: Awaitable[Any]) -> Any:
@@ -124,42 +111,39 @@ async def with_retries(
     spawner: Any, what: str, attempt: Callable[[], Awaitable[bool]], retry_timeout: float
 ) -> None:
     """Run ``attempt`` until it returns True, waiting 0.5 s, 1 s, 2 s ... (at most 5 s) after a
-    transient failure or a False, for up to ``retry_timeout`` seconds in all.
+    transient failure or a False, for up to ``retry_timeout`` seconds in all (the shared
+    :func:`hub_ext.adapters.k8s.retry.with_retries`).
 
     Gives up with ``web.HTTPError(503)`` that tells the student what failed and what to do; an
     error that is not transient ends at once with ``web.HTTPError(500)`` for the operators.
     """
-    deadline = time.monotonic() + retry_timeout
-    wait, last = FIRST_WAIT, "it was in the way of a previous server"
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            if await attempt():
-                return
-        except Transient as e:
-            last = e.reason
-            spawner.log.warning("Creating %s failed (%s); will retry", what, e.reason)
-        except ApiException as e:
-            raise web.HTTPError(
-                500,
-                f"The cluster refused to create {what} ({_reason(e)}). "
-                "This needs the lab's operators: please tell them.",
-            ) from None
-        if time.monotonic() + wait > deadline:
-            spawner.log.error(
-                "Giving up on creating %s after %d tries in %s s: %s",
-                what,
-                tries,
-                retry_timeout,
-                last,
-            )
-            raise web.HTTPError(
-                503,
-                f"The cluster did not accept {what} for {retry_timeout} seconds "
-                f"({tries} tries; last answer: {last}). Nothing was left behind: "
-                "press Start again in a minute, and tell the lab's operators if it keeps "
-                "happening.",
-            )
-        await asyncio.sleep(wait)
-        wait = min(MAX_WAIT, wait * 2)
+
+    async def once() -> None:
+        if not await attempt():
+            raise Transient("it was in the way of a previous server")
+
+    policy = RetryPolicy(retry_timeout, None, FIRST_WAIT, MAX_WAIT)
+    try:
+        await retried(once, f"Creating {what}", policy, spawner.log)
+    except ApiException as e:
+        raise web.HTTPError(
+            500,
+            f"The cluster refused to create {what} ({_reason(e)}). "
+            "This needs the lab's operators: please tell them.",
+        ) from None
+    except GaveUp as e:
+        last = describe(e.cause)
+        spawner.log.error(
+            "Giving up on creating %s after %d tries in %s s: %s",
+            what,
+            e.attempts,
+            retry_timeout,
+            last,
+        )
+        raise web.HTTPError(
+            503,
+            f"The cluster did not accept {what} for {retry_timeout} seconds "
+            f"({e.attempts} tries; last answer: {last}). Nothing was left behind: "
+            "press Start again in a minute, and tell the lab's operators if it keeps "
+            "happening.",
+        ) from None

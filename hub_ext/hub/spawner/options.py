@@ -14,6 +14,12 @@ from typing import Any
 from tornado import web
 
 from hub_ext.adapters.k8s import profiles as prof
+from hub_ext.core.profiles.user_options import (
+    OptionsError,
+    check_profile_slug,
+    check_user_options,
+    quote,
+)
 from hub_ext.hub import metrics
 from hub_ext.hub.spawner.admission import profiles_from_dir
 from hub_ext.hub.spawner.form import ProfileChoice, render_form
@@ -82,16 +88,23 @@ class LabProfileOptions:
         return render_form(choices, str(self.user_options.get("profile", "")))
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
-        """Only parses: the chosen profile slug (validated in apply_user_options)."""
-        return {"profile": (formdata.get("profile") or [""])[0].strip()}
+        """Parses the chosen profile slug, refusing (HTTP 400, before JupyterHub stores the
+        options) a value that cannot be a profile name; the choice is validated against the
+        student's courses in apply_user_options."""
+        values = formdata.get("profile") or [""]
+        if len(values) != 1:
+            raise refuse(400, "invalid-options", "Choose exactly one course profile.")
+        try:
+            return {"profile": check_profile_slug(values[0])}
+        except OptionsError as error:
+            raise refuse(error.status, "invalid-options", str(error)) from None
 
     def _apply_lab_options(self, user_options: dict[str, Any]) -> None:
         """Validate the untrusted choice and remember the profile to start."""
-        chosen = user_options.get("profile", "")
-        if not isinstance(chosen, str):
-            raise refuse(
-                400, "invalid-options", "The profile choice must be a course profile name."
-            )
+        try:
+            chosen = check_user_options(user_options).get("profile", "")
+        except OptionsError as error:
+            raise refuse(error.status, "invalid-options", str(error)) from None
         profiles = {prof.slug(p): p for p in self.all_profiles()}
         allowed = {prof.slug(p) for p in self.allowed_profiles()}
         if not chosen:
@@ -109,7 +122,7 @@ class LabProfileOptions:
             raise refuse(
                 400,
                 "invalid-options",
-                f"There is no course profile {chosen!r}; you may use: {names}.",
+                f"There is no course profile {quote(chosen)}; you may use: {names}.",
             )
         if chosen not in allowed:
             needed = " or ".join(prof.groups(profile)) or "a course group"

@@ -10,14 +10,16 @@ The spawner is KubeSpawner with LabHub's parts added through its public surface:
   for CPU-only servers, course labels and the security floor (:mod:`hub_ext.core.pod_floors`);
   a setting that would loosen the floor is refused when the spawner is configured;
 * a GPU pod waits in the slice admission queue (with its own ``queue_timeout``) before the usual
-  ``start_timeout`` applies; ``progress()`` shows the live queue position.
+  ``start_timeout`` applies; ``progress()`` shows the live queue position
+  (:mod:`hub_ext.hub.spawner.state`, with poll and the saved state);
+* spawn requests are bounded (``max_spawn_request_bytes``, :mod:`hub_ext.hub.spawner.hub_hooks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,29 +30,30 @@ from traitlets.config import Config
 
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import (
-    ANNOTATION_DETACHED,
     ANNOTATION_ENQUEUED,
     ANNOTATION_IDLE,
     ANNOTATION_MEMBER,
     ANNOTATION_RUNTIME,
     AdmissionController,
 )
-from hub_ext.core.admission.messages import format_admitted, format_waiting
-from hub_ext.core.admission.model import Admitted, Waiting
 from hub_ext.core.k8s_names import SliceStrategy
 from hub_ext.core.manifests import PodRequest, PvcRequest, lab_pod, lab_pvc
 from hub_ext.core.pod_floors import FloorError, setting_violations
 from hub_ext.core.profiles.overrides import override_problems
+from hub_ext.core.profiles.user_options import MAX_BODY_BYTES
 from hub_ext.hub.spawner.admission import (
     admission_quotas,
+    admission_rules,
     controller_for,
     existing_controller,
     stop_admission_controllers,
 )
+from hub_ext.hub.spawner.hub_hooks import install_hub_hooks
 from hub_ext.hub.spawner.options import LabProfileOptions, refuse
 from hub_ext.hub.spawner.rooms import RoomTraits
 from hub_ext.hub.spawner.seams import set_start_future
 from hub_ext.hub.spawner.start import LabStart
+from hub_ext.hub.spawner.state import LabServerState
 
 __all__ = [
     "FLOOR_TRAITS",
@@ -87,7 +90,7 @@ def check_security_floor(config: Config | Mapping[str, Any]) -> None:
         raise FloorError(f"c.LabKubeSpawner.{p}" for p in problems)
 
 
-class LabKubeSpawner(LabStart, LabProfileOptions, RoomTraits, KubeSpawner):  # type: ignore[misc]
+class LabKubeSpawner(LabServerState, LabStart, LabProfileOptions, RoomTraits, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner for GPU teaching labs: course profiles, MIG slices and a fair queue."""
 
     profiles_dir = Unicode(
@@ -146,6 +149,14 @@ class LabKubeSpawner(LabStart, LabProfileOptions, RoomTraits, KubeSpawner):  # t
         config=True,
         help="""Storage class of the students' home volumes (the Ceph RBD class of the lab).""",
     )
+    max_spawn_request_bytes = Int(
+        MAX_BODY_BYTES,
+        config=True,
+        help="""Largest body, in bytes, the hub accepts for a server start or a change of a
+        server's options (the REST API's /hub/api/users/{name}/server[s/{server}] and the spawn
+        form); larger ones are answered with HTTP 413 and nothing is stored. A profile choice
+        needs about 50 bytes.""",
+    )
     storage_capacity = Unicode(
         "250Gi",
         config=True,
@@ -200,13 +211,19 @@ class LabKubeSpawner(LabStart, LabProfileOptions, RoomTraits, KubeSpawner):  # t
         if controller is not None:
             return controller
         quotas = admission_quotas(dict(self.admission_quotas), self.profile_policy_file)
+        rules = admission_rules(self.profile_policy_file)
         claim, profiles = self.reservation_claim_minutes, self.all_profiles
 
         def policy(now: datetime) -> Any:
-            return prof.policy(profiles(), now, quotas, claim)
+            return prof.policy(profiles(), now, quotas, claim, rules)
 
         return await controller_for(
-            self.api.api_client, self.namespace, policy, self.queue_timeout, self._rooms()
+            self.api.api_client,
+            self.namespace,
+            policy,
+            self.queue_timeout,
+            rooms=self._rooms(),
+            retry=self._retry_policy(),
         )
 
     def _deserialize(self, data: dict[str, Any], kind: str) -> Any:
@@ -322,74 +339,9 @@ class LabKubeSpawner(LabStart, LabProfileOptions, RoomTraits, KubeSpawner):  # t
             self._pod_start_timeout = self.start_timeout
         self.start_timeout = self._pod_start_timeout + (self.queue_timeout if self._lab_gpu else 0)
 
-    async def progress(self) -> AsyncIterator[dict[str, Any]]:
-        if getattr(self, "_lab_gpu", False):
-            last = ""
-            while not (self._start_future and self._start_future.done()):
-                controller = existing_controller(self.namespace)
-                status = controller.status(self.user.name, self.name) if controller else None
-                if isinstance(status, Admitted):
-                    yield {"progress": 40, "message": format_admitted(status)}
-                    break
-                if isinstance(status, Waiting):
-                    message = format_waiting(status)
-                    if message != last:
-                        last = message
-                        yield {"progress": 10, "message": message}
-                if controller is None:
-                    await asyncio.sleep(0.5)
-                else:
-                    await controller.wait_for_change(self.user.name, self.name, 2.0)
-        async for event in super().progress():
-            yield event
-
-    async def _annotate(self, pod: dict[str, Any], notes: dict[str, str | None]) -> None:
-        await self.api.patch_namespaced_pod(
-            pod["metadata"]["name"],
-            self.namespace,
-            {"metadata": {"annotations": notes}},
-            _content_type="application/merge-patch+json",
-        )
-
-    async def poll(self) -> int | None:
-        """A pod still waiting for a slice after a hub restart is not a running server: report
-        it stopped, but leave it queued (detached) so that Start keeps the student's place."""
-        await self._start_watching_pods()
-        if self._start_future is None or self._start_future.done():
-            queued = await self._existing_gated_pod()
-            if queued is not None:
-                await self._annotate(queued, {ANNOTATION_DETACHED: datetime.now(UTC).isoformat()})
-                self._detached = True
-                return 0
-        return await super().poll()
-
-    async def stop(self, now: bool = False) -> None:
-        if getattr(self, "_detached", False):
-            self._detached = False
-            return
-        await super().stop(now=now)
-
-    def get_state(self) -> dict[str, Any]:
-        state = dict(super().get_state())
-        profile = getattr(self, "_lab_profile", None)
-        if profile is not None:
-            state["lab_profile"] = prof.slug(profile)
-        return state
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        super().load_state(state)
-        chosen = state.get("lab_profile")
-        if chosen:
-            found = [p for p in self.all_profiles() if prof.slug(p) == chosen]
-            if found:
-                self._lab_profile = found[0]
-                self._lab_gpu = bool(prof.slice_types(found[0]))
-
-    def clear_state(self) -> None:
-        super().clear_state()
-        self._lab_profile = None
-        self._lab_gpu = False
-
 
 def profile_slugs(profiles: Iterable[Any]) -> list[str]:
     return sorted(prof.slug(p) for p in profiles)
+
+
+install_hub_hooks(LabKubeSpawner)  # when JupyterHub loads this class

@@ -21,7 +21,7 @@ from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import ANNOTATION_DETACHED, AdmissionController
 from hub_ext.core.admission.model import Admitted
 from hub_ext.core.capacity.model import SliceType
-from hub_ext.core.manifests import SLICE_GATE
+from hub_ext.core.k8s_names import SLICE_GATE
 from hub_ext.core.pod_floors import floor_violations
 from hub_ext.hub import metrics
 from hub_ext.hub.spawner.admission import SpawnTracker
@@ -54,6 +54,8 @@ class LabStart:
     _pvc_exists: bool
     _lab_gpu: bool
     _lab_profile: Any
+    node_lost: str | None
+    _last_node: str | None
 
     async def _lab_start(self) -> str:
         with SpawnTracker(self.namespace, self.user.name, self.name):
@@ -68,7 +70,9 @@ class LabStart:
         await self.load_user_options()  # type: ignore[attr-defined]
         await start_watching(self)
         controller = await self.admission() if self._lab_gpu else None  # type: ignore[attr-defined]
+        self.node_lost = None
         if controller is not None:
+            controller.forget_failure(self.user.name, self.name)
             self._check_capacity(controller)
         # the home volume and the pod are created together: the pod waits for its claim
         steps = [self._create_pod()]
@@ -85,6 +89,7 @@ class LabStart:
         admitted = time.perf_counter()
         pod = await self._wait_for_running(f"{self.namespace}/{self.pod_name}", controller)
         self.pod_id = pod["metadata"]["uid"]
+        self._last_node = (pod.get("spec") or {}).get("nodeName")
         running = time.perf_counter()
         await self._wait_for_port(pod)
         self.log.info(
@@ -268,6 +273,11 @@ class LabStart:
                 and self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
             ):
                 return
+            failure = controller.failure(self.user.name, self.name)
+            if failure is not None:
+                metrics.SPAWN_FAILURES.labels("gate-patch").inc()
+                await self.stop(now=True)  # type: ignore[attr-defined]
+                raise web.HTTPError(503, failure)
             left = deadline - loop.time()
             if left <= 0:
                 controller.note_exit(self.user.name, self.name, "timeout")

@@ -187,3 +187,51 @@ def test_page_without_admission_says_so() -> None:
     html = render(build_lab_overview(NOW, None, [], []))
     assert 'id="no-controller"' in html
     assert "No lab session today." in html
+
+
+def held_pod(name: str, node: str) -> dict[str, object]:
+    """A running LabHub server pod holding one 1g.10gb slice on ``node``."""
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": f"uid-{name}",
+            "labels": {"labhub.io/course": "ml-101", "labhub.io/slice-type": "1g.10gb"},
+            "annotations": {
+                "labhub.io/username": name.removeprefix("jupyter-"),
+                "labhub.io/admitted-at": NOW.isoformat(),
+            },
+        },
+        "spec": {
+            "nodeName": node,
+            "containers": [{"resources": {"limits": {"nvidia.com/mig-1g.10gb": "1"}}}],
+        },
+        "status": {"phase": "Running"},
+    }
+
+
+def test_holders_on_a_not_ready_node_are_shown_as_such() -> None:
+    from hub_ext.adapters.k8s.objects import (
+        OverviewParts,
+        node_from_object,
+        overview_from_objects,
+        pod_from_object,
+    )
+    from hub_ext.core.admission.model import AdmissionPolicy
+    from hub_ext.core.capacity.index import CapacityIndex
+
+    nodes = [mig_node("gpu-a1", "room-a"), mig_node("gpu-b1", "room-b", ready=False)]
+    pods = [held_pod("jupyter-ann", "gpu-a1"), held_pod("jupyter-bob", "gpu-b1")]
+    index = CapacityIndex()
+    for node in nodes:
+        index.update_node(node_from_object(node))
+    for pod in pods:
+        index.update_pod(pod_from_object(pod))
+    parts = OverviewParts(index.snapshot(), None, {}, (), AdmissionPolicy())
+    view = overview_from_objects(NOW, pods, nodes, parts)
+    rows = {r.node: r for r in view.nodes}
+    assert rows["gpu-a1"].ready and [h.user for h in rows["gpu-a1"].holders] == ["ann"]
+    lost = rows["gpu-b1"]
+    assert not lost.ready and lost.free == 0
+    assert [h.user for h in lost.holders] == ["bob"]  # not dropped
+    assert to_json(lost)["ready"] is False

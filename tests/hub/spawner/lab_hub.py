@@ -119,6 +119,8 @@ class LabHub:
     slapd: Slapd
     provider: str
     real_servers: tuple[str, ...] = ()
+    extra_config: str = ""
+    """Lines appended to the hub's configuration."""
     url: str = ""
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     api: aiohttp.ClientSession | None = None
@@ -127,6 +129,9 @@ class LabHub:
     logs: list[Path] = field(default_factory=list)
 
     def config_text(self, port: int) -> str:
+        return self.base_config_text(port) + self.extra_config
+
+    def base_config_text(self, port: int) -> str:
         return HUB_CONFIG.format(
             here=str(HERE),
             port=port,
@@ -283,7 +288,7 @@ class LabHub:
 
 @contextlib.asynccontextmanager
 async def lab_hub(
-    tmp: Path, provider: str, real_servers: tuple[str, ...] = ()
+    tmp: Path, provider: str, real_servers: tuple[str, ...] = (), extra_config: str = ""
 ) -> AsyncIterator[LabHub]:
     """slapd with the reference lab's accounts, the reference lab cluster and a hub."""
     assert CHP.exists(), "configurable-http-proxy is not installed (npm install)"
@@ -294,7 +299,7 @@ async def lab_hub(
         async with DevCluster(load_cluster_config(REFERENCE_LAB), tmp / "cluster") as cluster:
             work = tmp / "hub"
             work.mkdir()
-            hub = LabHub(work, cluster, slapd, provider, real_servers)
+            hub = LabHub(work, cluster, slapd, provider, real_servers, extra_config)
             headers = {"Authorization": f"token {hub.token}"}
             async with (
                 aiohttp.ClientSession(headers=headers) as hub.api,
