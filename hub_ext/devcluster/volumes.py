@@ -92,7 +92,11 @@ class VolumeProvisioner:
         from_snapshot = source.get("kind") == "VolumeSnapshot" and source.get("apiGroup") == GROUP
         filled = True
         if from_snapshot and not path.exists():
-            filled = await self._fill_from_snapshot(claim, source, path)
+            try:
+                filled = await self._fill_from_snapshot(claim, source, path)
+            except (ApiException, aiohttp.ClientError, OSError) as exc:
+                log.debug("claim %s/%s: copying the snapshot failed: %r", namespace, name, exc)
+                filled = False
         if not filled:
             self._busy.discard((namespace, name))
             return

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from hub_ext.devcluster.informer import api_client
 from hub_ext.services.backup import main as backup_main
 from hub_ext.services.offsite import restore_home
 from hub_ext.services.restic import Restic, ResticSettings
+from hub_ext.services.snapshot_homes import temporary_claim_manifest, worker_pod_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helm"))
 from chart_render import ROOT, one, render
@@ -171,3 +173,45 @@ async def test_homes_are_backed_up_from_their_snapshots(
         assert len(restic.snapshots((TAG_HOME,))) == 2  # nothing lost, nothing half-written
         claims = await core.list_namespaced_persistent_volume_claim(NS)
         assert sorted(c.metadata.name for c in claims.items) == ["claim-alice", "claim-bob"]
+
+
+def test_the_worker_pod_mounts_the_temporary_claim_read_only(tmp_path: Path) -> None:
+    docs = _chart(tmp_path / "repo")
+    template = json.loads(
+        one(docs, "ConfigMap", "gpulab-labhub-backup-worker")["data"]["worker.json"]
+    )
+    at = datetime(2026, 1, 19, 1, 30, tzinfo=UTC)
+    pod = worker_pod_manifest(template, "claim-alice-20260119-backup", "alice", "claim-alice",
+                              "claim-alice-20260119-backup", at)  # fmt: skip
+    (container,) = pod["spec"]["containers"]
+    assert container["args"][:4] == [
+        "backup-home", "alice", "--path=/homes/claim-alice", "--at=2026-01-19T01:30:00+00:00"
+    ]  # fmt: skip
+    assert {"name": "home", "mountPath": "/homes/claim-alice", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert template["spec"]["containers"][0]["args"] == ["--cache-dir=/cache"]  # not changed
+    home = {"metadata": {"name": "claim-alice"},
+            "spec": {"storageClassName": "ceph-rbd", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "10Gi"}}}}  # fmt: skip
+    snap = {"metadata": {"name": "claim-alice-20260119"}, "status": {"restoreSize": "10Gi"}}
+    temp = temporary_claim_manifest(home, snap, "claim-alice-20260119-backup")
+    assert temp["spec"]["dataSource"] == {
+        "apiGroup": GROUP, "kind": "VolumeSnapshot", "name": "claim-alice-20260119"
+    }  # fmt: skip
+    assert temp["spec"]["storageClassName"] == "ceph-rbd"
+    assert temp["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "labhub-backup"
+
+
+def test_from_snapshots_needs_a_worker_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--from-snapshots", "--namespace=labhub", f"--repository={tmp_path}"]
+    assert backup_main(args) == 2
+    assert (
+        "--from-snapshots needs --worker-template FILE and --namespace" in capsys.readouterr().err
+    )
+    (tmp_path / "worker.json").write_text("{not json")
+    assert backup_main([*args, f"--worker-template={tmp_path / 'worker.json'}"]) == 2
+    assert "cannot read the worker template" in capsys.readouterr().err
