@@ -30,6 +30,7 @@ from hub_ext.devcluster.network.forwarder import ServiceProxy
 from hub_ext.devcluster.node_objects import node_object, storage_class_object
 from hub_ext.devcluster.nodes import LifecycleSettings, NodeAgent, NodeLifecycleController
 from hub_ext.devcluster.scheduler import COMPONENT, Scheduler
+from hub_ext.devcluster.snapshots import SnapshotController
 from hub_ext.devcluster.volumes import VolumeProvisioner
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -70,6 +71,7 @@ class DevCluster:
         self.scheduler: Scheduler | None = None
         self.lifecycle: NodeLifecycleController | None = None
         self.provisioner: VolumeProvisioner | None = None
+        self.snapshots: SnapshotController | None = None
         self.agents: dict[str, NodeAgent] = {}
         self.kubelets: dict[str, Kubelet] = {}
         self.controllers = ControllerManager(self.api.objects, self.options.clock)
@@ -116,6 +118,11 @@ class DevCluster:
         self.provisioner = VolumeProvisioner(url, self.state_dir / "volumes")
         await self.provisioner.start()
         self._started.append(self.provisioner)
+        self.snapshots = SnapshotController(
+            url, self.state_dir / "volumes", self.state_dir / "snapshots"
+        )
+        await self.snapshots.start()
+        self._started.append(self.snapshots)
         self.scheduler = Scheduler(url, opts.scheduler_names)
         await self.scheduler.start()
         self._started.append(self.scheduler)

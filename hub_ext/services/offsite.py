@@ -22,7 +22,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +61,19 @@ class OffsiteConfig:
     check_every: timedelta = timedelta(days=7)
     initialize: bool = False
     metrics_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class HomeResult:
+    """One student's home backed up elsewhere (a worker pod): its summary, or what failed."""
+
+    student: str
+    summary: BackupSummary | None
+    error: str = ""
+
+
+#: Backs up every home, given the run's start time (``--from-snapshots``).
+HomeBackups = Callable[[datetime], Sequence[HomeResult]]
 
 
 @dataclass
@@ -129,9 +142,16 @@ def dump_hub_db(url: str, out_dir: Path) -> Path:
 
 
 def run_offsite_backup(
-    restic: Restic, cfg: OffsiteConfig, clock: Callable[[], datetime]
+    restic: Restic,
+    cfg: OffsiteConfig,
+    clock: Callable[[], datetime],
+    home_backups: HomeBackups | None = None,
 ) -> OffsiteReport:
-    """Back up every home and the hub database; errors are collected, never half-kept."""
+    """Back up every home and the hub database; errors are collected, never half-kept.
+
+    The homes are the directories under ``cfg.homes_root`` or, with ``home_backups``, what it
+    backs up (one VolumeSnapshot per claim, :mod:`hub_ext.services.snapshot_homes`).
+    """
     started = clock()
     last_success = _previous(cfg.metrics_file, "labhub_backup_last_success_timestamp_seconds")
     last_check = _previous(cfg.metrics_file, "labhub_backup_last_check_timestamp_seconds")
@@ -146,7 +166,22 @@ def run_offsite_backup(
     except ResticError as exc:
         errors.append(str(exc))
     else:
-        if cfg.homes_root is not None:
+        if home_backups is not None:
+            try:
+                results = list(home_backups(started))
+            except OffsiteError as exc:
+                errors.append(str(exc))
+                results = []
+            for result in results:
+                if result.summary is None:
+                    homes_failed += 1
+                    errors.append(f"home of {result.student}: {result.error}")
+                    continue
+                homes_ok += 1
+                added[result.student] = result.summary.data_added
+                summaries[result.student] = result.summary
+                _log_home(result.student, result.summary)
+        elif cfg.homes_root is not None:
             if not cfg.homes_root.is_dir():
                 errors.append(f"the homes directory {cfg.homes_root} does not exist")
                 homes = {}
@@ -165,14 +200,7 @@ def run_offsite_backup(
                 homes_ok += 1
                 added[student] = summary.data_added
                 summaries[student] = summary
-                log.info(
-                    "home of %s: snapshot %s, %d new and %d changed files, %d bytes added",
-                    student,
-                    summary.snapshot_id,
-                    summary.files_new,
-                    summary.files_changed,
-                    summary.data_added,
-                )
+                _log_home(student, summary)
         if cfg.hub_db_url:
             hubdb_ok = _backup_hub_db(restic, cfg.hub_db_url, started, added, errors)
         if not errors:
@@ -201,6 +229,17 @@ def run_offsite_backup(
     if cfg.metrics_file is not None:
         write_atomically(cfg.metrics_file, metrics_text(outcome))
     return OffsiteReport(outcome=outcome, added=added, errors=errors, summaries=summaries)
+
+
+def _log_home(student: str, summary: BackupSummary) -> None:
+    log.info(
+        "home of %s: snapshot %s, %d new and %d changed files, %d bytes added",
+        student,
+        summary.snapshot_id,
+        summary.files_new,
+        summary.files_changed,
+        summary.data_added,
+    )
 
 
 def _backup_hub_db(

@@ -1,9 +1,12 @@
-"""``labhub-backup run | restore | restore-hubdb | list``: the off-site backup's command line."""
+"""``labhub-backup run | backup-home | restore | restore-hubdb | list``: the off-site backup's
+command line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -18,8 +21,17 @@ from kubernetes_asyncio.config import ConfigException
 
 from hub_ext.adapters.hub_api import HubApi, HubApiError, HubApiSettings
 from hub_ext.adapters.k8s.gpu_pods import kubernetes_client
-from hub_ext.core.offsite import TAG_HOME, OffsiteError, ResticRetention, parse_at
+from hub_ext.core.offsite import (
+    TAG_HOME,
+    BackupSummary,
+    OffsiteError,
+    ResticRetention,
+    parse_at,
+    student_tag,
+)
 from hub_ext.services.offsite import (
+    HomeBackups,
+    HomeResult,
     OffsiteConfig,
     restore_home,
     restore_hub_db,
@@ -27,7 +39,7 @@ from hub_ext.services.offsite import (
 )
 from hub_ext.services.restic import Restic, ResticError, ResticSettings
 
-COMMANDS = ("run", "restore", "restore-hubdb", "list")
+COMMANDS = ("run", "backup-home", "restore", "restore-hubdb", "list")
 STATUS_KEY = "labhub_backup.prom"
 
 
@@ -67,6 +79,32 @@ def _parser() -> argparse.ArgumentParser:
         "mounts and exports on /hub/metrics",
     )
     run.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
+    run.add_argument(
+        "--from-snapshots",
+        action="store_true",
+        help="back up each home claim through a VolumeSnapshot, a temporary claim and a worker "
+        "pod (per-claim homes) instead of the directories under --homes-root",
+    )
+    run.add_argument(
+        "--worker-template",
+        type=Path,
+        default=None,
+        help="JSON pod template of the worker pods (--from-snapshots); the chart renders it",
+    )
+    run.add_argument("--selector", default="component=singleuser-storage", help="home claims")
+    run.add_argument("--name-pattern", default="*", help="shell pattern of home claim names")
+    run.add_argument("--snapshot-class", default=None, help="VolumeSnapshotClass to use")
+    run.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=1800,
+        help="seconds a snapshot or a worker pod may take, per home",
+    )
+    worker = sub.add_parser("backup-home", help="back up one mounted home (a worker pod)")
+    _common(worker)
+    worker.add_argument("student")
+    worker.add_argument("--path", type=Path, required=True, help="the mounted home")
+    worker.add_argument("--at", default=None, help="the snapshot's time (ISO 8601)")
     restore = sub.add_parser("restore", help="restore one student's home")
     _common(restore)
     restore.add_argument("student")
@@ -154,7 +192,13 @@ def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
             initialize=args.initialize,
             metrics_file=args.metrics_file,
         )
-        report = run_offsite_backup(restic, cfg, lambda: datetime.now(UTC))
+        homes: HomeBackups | None = None
+        if args.from_snapshots:
+            made = _snapshot_homes(args)
+            if isinstance(made, int):
+                return made
+            homes = made
+        report = run_offsite_backup(restic, cfg, lambda: datetime.now(UTC), homes)
         for name, added in sorted(report.added.items()):
             print(f"backed up {name}: {added} bytes added")
         for error in report.errors:
@@ -170,6 +214,8 @@ def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
                     f"{'succeeded' if report.outcome.ok else 'failed'}"
                 )
         return 0 if report.outcome.ok else 1
+    if args.command == "backup-home":
+        return _backup_home(args, restic)
     if args.command == "list":
         tags = (TAG_HOME,) if args.student is None else (TAG_HOME, f"student={args.student}")
         for snap in restic.snapshots(tags):
@@ -215,3 +261,57 @@ def _dispatch(args: argparse.Namespace, restic: Restic, zone: ZoneInfo) -> int:
     if kept is not None:
         print(f"the home as it was before is kept in {kept}")
     return 0
+
+
+def _snapshot_homes(args: argparse.Namespace) -> HomeBackups | int:
+    """The per-claim home backups of ``run --from-snapshots`` (an exit code on bad options)."""
+    from hub_ext.services.snapshot_homes import SnapshotHomesConfig, back_up_homes
+
+    if args.worker_template is None or not args.namespace:
+        return _fail("--from-snapshots needs --worker-template FILE and --namespace", 2)
+    try:
+        template = json.loads(args.worker_template.read_text())
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot read the worker template {args.worker_template}: {exc}", 2)
+    cfg = SnapshotHomesConfig(
+        namespace=args.namespace,
+        worker_template=template,
+        selector=args.selector,
+        name_pattern=args.name_pattern,
+        home_prefix=args.home_prefix,
+        snapshot_class=args.snapshot_class,
+        timeout_seconds=args.worker_timeout,
+    )
+
+    async def back_up(now: datetime) -> list[HomeResult]:
+        async with await kubernetes_client() as api:
+            return await back_up_homes(api, cfg, now)
+
+    def run(now: datetime) -> list[HomeResult]:
+        try:
+            return asyncio.run(back_up(now))
+        except (ApiException, ConfigException, aiohttp.ClientError, OSError) as exc:
+            raise OffsiteError(
+                f"cannot list the home claims in namespace {cfg.namespace} ({_reason(exc)}); "
+                "check the API server and the job's Role"
+            ) from exc
+
+    return run
+
+
+def _backup_home(args: argparse.Namespace, restic: Restic) -> int:
+    """One home, in a worker pod: restic's summary is the last line of the output."""
+    if not args.path.is_dir():
+        return _fail(f"the home {args.path} is not mounted; check the worker pod's volume", 2)
+    at = datetime.fromisoformat(args.at) if args.at else None
+    restic.open()
+    summary = restic.backup_path(args.path, (TAG_HOME, student_tag(args.student)), at=at)
+    print(json.dumps({"message_type": "summary", **_summary_fields(summary)}))
+    return 0
+
+
+def _summary_fields(summary: BackupSummary) -> dict[str, object]:
+    """``summary`` in restic's own field names (what parse_backup_output reads)."""
+    fields = dataclasses.asdict(summary)
+    fields["total_duration"] = fields.pop("duration_seconds")
+    return fields

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from chart_render import find, one, render, render_error
+from pss import restricted_violations
 
 VALUES = "restic-values.yaml"
 JOB = "gpulab-labhub-backup"
@@ -119,3 +121,45 @@ def test_incomplete_restic_settings_are_refused_clearly(
     sets: tuple[str, ...], message: str
 ) -> None:
     assert message in render_error("defaults-values.yaml", sets=sets)
+
+
+def test_per_claim_homes_are_backed_up_through_snapshots_by_a_restricted_worker() -> None:
+    docs = render("restic-snapshots-values.yaml")
+    spec = _job_spec(docs)
+    (offsite,) = spec["containers"]
+    args = offsite["args"]
+    for expected in (
+        "--from-snapshots",
+        "--worker-template=/etc/labhub-backup/worker.json",
+        "--worker-timeout=3600",
+        "--namespace=labhub",
+        "--name-pattern=claim-*",
+        "--snapshot-class=ceph-rbd-snapshots",
+    ):
+        assert expected in args
+    assert not any(a.startswith("--homes-root") for a in args)
+    assert "homes" not in {v["name"] for v in spec["volumes"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["worker"]["configMap"]["name"] == "gpulab-labhub-backup-worker"
+    worker = json.loads(
+        one(docs, "ConfigMap", "gpulab-labhub-backup-worker")["data"]["worker.json"]
+    )
+    pod = worker["spec"]
+    assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
+    assert restricted_violations(pod) == []
+    (container,) = pod["containers"]
+    assert container["name"] == "backup" and container["image"].startswith("ghcr.io/labhub/")
+    assert {"secretRef": {"name": "labhub-restic-rest"}} in container["envFrom"]
+    # the worker carries the job's labels, so the job's network policy lets it reach the repo
+    policy = one(docs, "NetworkPolicy", JOB)["spec"]["podSelector"]["matchLabels"]
+    assert policy.items() <= worker["metadata"]["labels"].items()
+    rules = one(docs, "Role", JOB)["rules"]
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create", "delete"]} in rules
+    assert {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]} in rules
+    claims = [r for r in rules if r["resources"] == ["persistentvolumeclaims"]]
+    assert sorted(v for r in claims for v in r["verbs"]) == ["create", "delete", "get", "list"]
+
+
+def test_volume_mode_needs_the_homes_volume() -> None:
+    message = render_error(VALUES, sets=("backup.restic.homesVolume=null",))
+    assert "backup.restic.homesSource=snapshots where every home is its own claim" in message

@@ -67,6 +67,8 @@ DEFAULT_IMAGES: Mapping[str, ImageEntry] = {
     "registry.k8s.io/kube-scheduler": _entry(("kube-scheduler",)),
     "docker.io/library/traefik": _entry(("traefik",)),
     "docker.io/library/redis": _entry((), ("redis-server",)),
+    # the pre-puller's main container (prePuller.pause.image): it only holds the pod open
+    "registry.k8s.io/pause": _entry(("sleep", "infinity")),
 }
 DEFAULT_BACKOFF_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 300.0
