@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ class PodWorker:
         self.initialized = not any(not r.sidecar for r in self.inits)
         self.phase = "Pending"
         self._dirty = asyncio.Event()
+        self._pushed = ""  # the last status sent, as JSON
         self.pusher: asyncio.Task[None] | None = None
         self.run_tasks: list[asyncio.Task[None]] = []
 
@@ -149,7 +151,8 @@ class PodWorker:
         while not self.deleting.is_set():
             self.lookups = await k.lookups(self.pod)
             try:
-                self.volumes = prepare_volumes(
+                self.volumes = await asyncio.to_thread(  # file writes: off the event loop
+                    prepare_volumes,
                     self.pod,
                     self.sandbox,
                     k.settings.state_dir / "volumes",
@@ -231,18 +234,27 @@ class PodWorker:
             self.status["initContainerStatuses"] = [r.status() for r in self.inits]
         return self.status
 
+    async def _push(self) -> None:
+        """Send the status unless the API server already has it (as the kubelet's status
+        manager does, a change that ends where it began costs no request)."""
+        status = self._snapshot()
+        text = json.dumps(status, sort_keys=True)
+        if text != self._pushed:
+            await self.kubelet.push_status(self.key, status)
+            self._pushed = text
+
     async def _push_loop(self) -> None:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self.kubelet.push_status(self.key, self._snapshot())
+            await self._push()
 
     async def _flush(self) -> None:
         """Send the last status, then end the status pusher."""
         if self.pusher is not None:
             self.pusher.cancel()
             await asyncio.gather(self.pusher, return_exceptions=True)
-        await self.kubelet.push_status(self.key, self._snapshot())
+        await self._push()
 
     async def event(self, reason: str, message: str, warning: bool = False) -> None:
         await self.kubelet.event(self.pod, reason, message, warning)
