@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub_ext.devcluster.api_logs import pod_log_path
+from hub_ext.devcluster.apiserver.logs import pod_log_path
 from hub_ext.devcluster.events import now_iso
 from hub_ext.devcluster.informer import key_of
 from hub_ext.devcluster.kubelet import processes as proc
