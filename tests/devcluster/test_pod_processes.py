@@ -293,7 +293,10 @@ async def test_a_container_init_runs_in_the_forked_child(tmp_path: Path) -> None
     volume = tmp_path / "volume"
     volume.mkdir()
     (volume / "motd").write_text("hello")
-    code = "import os; print(open('/opt/labhub-test/motd').read(), os.getsid(0) == os.getpid(), flush=True)"
+    code = (
+        "import os; "
+        "print(open('/opt/labhub-test/motd').read(), os.getsid(0) == os.getpid(), flush=True)"
+    )
     spec = dataclasses.replace(
         spec_for(tmp_path, code + "; import time; time.sleep(60)"),
         mounts=(Mount(volume, "/opt/labhub-test", True),),
