@@ -8,6 +8,7 @@ startTime) is sent whenever something changes, the latest state only. ``Ready`` 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 STOP_GRACE_SECONDS = 3.0  # when the whole emulator stops
+_VOLUME_WRITER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="devcluster-volumes")
 
 
 class PodWorker:
@@ -151,7 +153,10 @@ class PodWorker:
         while not self.deleting.is_set():
             self.lookups = await k.lookups(self.pod)
             try:
-                self.volumes = await asyncio.to_thread(  # file writes: off the event loop
+                # file writes, off the event loop (not in the default executor, which
+                # blocking calls elsewhere may hold)
+                self.volumes = await asyncio.get_running_loop().run_in_executor(
+                    _VOLUME_WRITER,
                     prepare_volumes,
                     self.pod,
                     self.sandbox,

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -169,11 +171,25 @@ async def launch(
         )
 
     loop = asyncio.get_running_loop()
-    popen = await loop.run_in_executor(_LAUNCHER, start)
+    started = loop.run_in_executor(_LAUNCHER, start)
+    try:
+        popen = await asyncio.shield(started)
+    except asyncio.CancelledError:  # cancelled while starting: leave nothing behind
+        started.add_done_callback(_abandon)
+        raise
     assert popen.stdout is not None
     reader = asyncio.StreamReader(limit=2**16)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
     return Child(popen, reader)
+
+
+def _abandon(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if started.cancelled() or started.exception() is not None:
+        return
+    popen = started.result()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    _LAUNCHER.submit(popen.communicate)  # reap it, close its pipe
 
 
 def enter_argv(pid: int, argv: list[str], cwd: str | None = None) -> list[str]:
