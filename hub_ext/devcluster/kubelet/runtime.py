@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -71,18 +72,21 @@ HOSTS = "/etc/hosts"
 
 
 def hosts_mount(sandbox: Path, content: str, mounts: list[Mount]) -> list[Mount]:
-    """``mounts`` with the pod's hosts file (written to the sandbox) at ``/etc/hosts``, unless
-    the container mounts a volume there itself (then, as with the kubelet, the volume wins)."""
+    """``mounts`` with the pod's hosts file at ``/etc/hosts`` (written to the sandbox when the
+    container starts, off the event loop), unless the container mounts a volume there itself
+    (then, as with the kubelet, the volume wins)."""
     if any(m.target in (HOSTS, "/etc") for m in mounts):
         return mounts
-    path = sandbox / "etc-hosts"
+    hosts = Mount(sandbox / "etc-hosts", HOSTS, content=content)
+    return sorted([hosts, *mounts], key=lambda m: m.target.count("/") if m.target != "/" else 0)
+
+
+def _write_file(path: Path, content: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")  # containers start at once
     tmp.write_text(content, encoding="utf-8")
     tmp.chmod(0o644)
     tmp.replace(path)
-    hosts = Mount(path, HOSTS)
-    return sorted([hosts, *mounts], key=lambda m: m.target.count("/") if m.target != "/" else 0)
 
 
 def needs_namespace(mounts: tuple[Mount, ...], cwd: Path, home: str) -> bool:
@@ -95,6 +99,9 @@ def init(
     """The ``preexec_fn`` that puts the forked child in a new mount namespace with ``mounts``
     and ``cwd`` before it execs ``argv``; the child also gets SIGKILL when the kubelet dies.
     ``workdir`` is an empty directory of the pod's sandbox for this start of the container."""
+    for m in mounts:
+        if m.content is not None:
+            _write_file(m.source, m.content)
     if workdir.exists():
         shutil.rmtree(workdir, ignore_errors=True)
     scratch = workdir / "scratch"
