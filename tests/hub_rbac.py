@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from hub_ext.devcluster.apiserver import write_kubeconfig
+from hub_ext.devcluster.apiserver.server import write_kubeconfig
 from hub_ext.devcluster.cluster import DevCluster
 
 ROOT = Path(__file__).resolve().parents[1]

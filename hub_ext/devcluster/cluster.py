@@ -21,17 +21,21 @@ import aiohttp
 from kubernetes_asyncio.client import CoreV1Api, StorageV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster.apiserver import ApiServer
+from hub_ext.devcluster.apiserver.server import ApiServer
 from hub_ext.devcluster.config import ClusterConfig
 from hub_ext.devcluster.controllers.manager import ControllerManager
+from hub_ext.devcluster.controllers.nodes import (
+    LifecycleSettings,
+    NodeAgent,
+    NodeLifecycleController,
+)
+from hub_ext.devcluster.controllers.scheduler import COMPONENT, Scheduler
+from hub_ext.devcluster.controllers.snapshots import SnapshotController
+from hub_ext.devcluster.controllers.volumes import VolumeProvisioner
 from hub_ext.devcluster.informer import api_client, request
 from hub_ext.devcluster.kubelet.agent import Kubelet, KubeletSettings
 from hub_ext.devcluster.network.forwarder import ServiceProxy
 from hub_ext.devcluster.node_objects import node_object, storage_class_object
-from hub_ext.devcluster.nodes import LifecycleSettings, NodeAgent, NodeLifecycleController
-from hub_ext.devcluster.scheduler import COMPONENT, Scheduler
-from hub_ext.devcluster.snapshots import SnapshotController
-from hub_ext.devcluster.volumes import VolumeProvisioner
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 

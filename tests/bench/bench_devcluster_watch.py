@@ -29,7 +29,7 @@ TARGET_P99_MS = 50.0
 SERVER = """
 import asyncio, sys
 from pathlib import Path
-from hub_ext.devcluster.apiserver import ApiServer
+from hub_ext.devcluster.apiserver.server import ApiServer
 
 async def main():
     server = ApiServer(Path(sys.argv[1]))

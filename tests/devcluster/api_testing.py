@@ -17,7 +17,7 @@ import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 from kubernetes_asyncio.config import load_kube_config
 
-from hub_ext.devcluster.apiserver import ApiServer
+from hub_ext.devcluster.apiserver.server import ApiServer
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_KUBECTL = ROOT / ".tools" / "bin" / "kubectl"

@@ -12,7 +12,7 @@ from api_testing import Api, api, client_for, pod
 from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster.apiserver import ApiServer
+from hub_ext.devcluster.apiserver.server import ApiServer
 
 __all__ = ["api"]
 

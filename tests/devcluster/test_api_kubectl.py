@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from api_testing import Api, api, kubectl, pod
 
-from hub_ext.devcluster.apiserver import pod_log_path
+from hub_ext.devcluster.apiserver.server import pod_log_path
 
 __all__ = ["api"]
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from kubernetes_asyncio.client import (
 )
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster.apiserver import pod_log_path
+from hub_ext.devcluster.apiserver.server import pod_log_path
 
 __all__ = ["api"]
 MERGE = "application/merge-patch+json"

@@ -6,7 +6,7 @@ import pytest
 from api_testing import Api, api, pod
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster.patch import (
+from hub_ext.devcluster.apiserver.patch import (
     PatchError,
     json_patch,
     merge_patch,

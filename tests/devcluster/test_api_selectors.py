@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from hub_ext.devcluster.api_metadata import key_problem, quantity
-from hub_ext.devcluster.api_selectors import Selector, SelectorError
+from hub_ext.devcluster.apiserver.metadata import key_problem, quantity
+from hub_ext.devcluster.apiserver.selectors import Selector, SelectorError
 
 POD = {
     "metadata": {

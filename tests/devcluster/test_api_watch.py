@@ -15,7 +15,7 @@ from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster.apiserver import ApiServer
+from hub_ext.devcluster.apiserver.server import ApiServer
 
 __all__ = ["api"]
 

@@ -18,7 +18,7 @@ from kubernetes_asyncio.client import (
 )
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster.apiserver import ApiServer, write_kubeconfig
+from hub_ext.devcluster.apiserver.server import ApiServer, write_kubeconfig
 
 SA = "system:serviceaccount:course:grader"
 api = api_testing.api  # the fixture: a running API server and an admin client

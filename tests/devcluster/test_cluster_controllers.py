@@ -22,7 +22,7 @@ from devcluster_helpers import (
 from kubernetes_asyncio.client import CoreV1Api
 from support import eventually
 
-from hub_ext.devcluster.api_logs import pod_log_path
+from hub_ext.devcluster.apiserver.logs import pod_log_path
 from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
 from hub_ext.devcluster.informer import api_client, request
 

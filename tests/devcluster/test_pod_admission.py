@@ -16,7 +16,7 @@ from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 from support import eventually
 
-from hub_ext.devcluster.apiserver import write_kubeconfig
+from hub_ext.devcluster.apiserver.server import write_kubeconfig
 from hub_ext.devcluster.cluster import DevCluster
 
 api = api_testing.api  # the fixture: a running API server and an admin client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -284,6 +285,55 @@ def test_a_failing_mount_says_what_went_wrong(tmp_path: Path) -> None:
     assert result.returncode == 128
     assert result.stderr.startswith("devcluster: cannot start the container:")
     assert str(tmp_path / "missing") in result.stderr
+
+
+async def test_a_container_init_runs_in_the_forked_child(tmp_path: Path) -> None:
+    """The mounts are in place once start() returns (no second interpreter in between), and
+    the container is the kubelet's own child, in its own session."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "motd").write_text("hello")
+    code = (
+        "import os; "
+        "print(open('/opt/labhub-test/motd').read(), os.getsid(0) == os.getpid(), flush=True)"
+    )
+    spec = dataclasses.replace(
+        spec_for(tmp_path, code + "; import time; time.sleep(60)"),
+        mounts=(Mount(volume, "/opt/labhub-test", True),),
+    )
+    process = proc.PodProcess(spec, tmp_path / "init")
+    await process.start()
+    assert process.pid is not None
+    assert Path(f"/proc/{process.pid}/stat").read_text().split()[3] == str(os.getpid())
+    mounts = Path(f"/proc/{process.pid}/mountinfo").read_text()
+    assert (
+        " /opt/labhub-test " in mounts
+        and "/opt/labhub-test" not in Path("/proc/self/mountinfo").read_text()
+    )
+    for _ in range(500):
+        if spec.log_path.exists() and "hello True" in spec.log_path.read_text():
+            break
+        await asyncio.sleep(0.02)
+    assert "hello True" in spec.log_path.read_text()
+    assert await process.stop(1) == 128 + 15
+    await process.close()
+    assert not Path("/opt/labhub-test").exists()
+
+
+async def test_a_mount_failing_in_the_child_fails_the_container_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    spec = dataclasses.replace(
+        spec_for(tmp_path, "print('never runs')"),
+        mounts=(Mount(tmp_path / "missing", "/opt/labhub-test"),),
+    )
+    process = proc.PodProcess(spec, tmp_path / "init")
+    await process.start()
+    assert await process.wait() == 128
+    await process.close()
+    log = spec.log_path.read_text()
+    assert "devcluster: cannot start the container:" in log
+    assert str(tmp_path / "missing") in log and "never runs" not in log
 
 
 def test_crash_loop_back_off_doubles_up_to_five_minutes() -> None:

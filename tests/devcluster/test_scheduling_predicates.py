@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from hub_ext.devcluster import scheduling
+from hub_ext.devcluster.controllers import scheduling
 
 MIG = "nvidia.com/mig-1g.10gb"
 

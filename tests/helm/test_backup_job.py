@@ -22,7 +22,7 @@ from hub_ext.services.backup import (
     run_backup,
 )
 from hub_ext.core.retention import RetentionPolicy
-from hub_ext.devcluster.apiserver import ApiServer
+from hub_ext.devcluster.apiserver.server import ApiServer
 
 NAMESPACE = "labhub"
 HOME_LABELS = {"component": "singleuser-storage"}

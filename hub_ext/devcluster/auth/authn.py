@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub_ext.devcluster.api_errors import ApiError
+from hub_ext.devcluster.apiserver.errors import ApiError
+from hub_ext.devcluster.apiserver.store import Store
 from hub_ext.devcluster.auth.rbac import Attributes, Authorizer, forbidden
 from hub_ext.devcluster.auth.tokens import (
     ANONYMOUS,
@@ -20,7 +21,6 @@ from hub_ext.devcluster.auth.tokens import (
     service_account_user,
     split_service_account,
 )
-from hub_ext.devcluster.store import Store
 
 IMPERSONATE_USER = "Impersonate-User"
 IMPERSONATE_GROUP = "Impersonate-Group"

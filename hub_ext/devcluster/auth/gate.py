@@ -12,7 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster.api_errors import ApiError
+from hub_ext.devcluster.apiserver.errors import ApiError
+from hub_ext.devcluster.apiserver.resources import BY_KEY
+from hub_ext.devcluster.apiserver.store import Store
 from hub_ext.devcluster.auth import podsecurity, serviceaccounts
 from hub_ext.devcluster.auth.audit import AuditLog
 from hub_ext.devcluster.auth.authn import authenticate, impersonate
@@ -21,8 +23,6 @@ from hub_ext.devcluster.auth.rbac import Attributes, Authorizer
 from hub_ext.devcluster.auth.reviews import REVIEWS, review
 from hub_ext.devcluster.auth.tls import ClusterTLS
 from hub_ext.devcluster.auth.tokens import UNSECURED, TokenSigner, UserInfo
-from hub_ext.devcluster.resources import BY_KEY
-from hub_ext.devcluster.store import Store
 
 Obj = dict[str, Any]
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")

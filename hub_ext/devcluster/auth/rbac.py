@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hub_ext.devcluster.api_errors import ApiError
+from hub_ext.devcluster.apiserver.errors import ApiError
+from hub_ext.devcluster.apiserver.store import Store
 from hub_ext.devcluster.auth.tokens import UserInfo, split_service_account
-from hub_ext.devcluster.store import Store
 
 Obj = dict[str, Any]
 MASTERS = "system:masters"

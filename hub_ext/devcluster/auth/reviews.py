@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub_ext.devcluster.api_errors import ApiError, bad_request
+from hub_ext.devcluster.apiserver.errors import ApiError, bad_request
 from hub_ext.devcluster.auth.rbac import Attributes, Authorizer
 from hub_ext.devcluster.auth.tokens import UserInfo
 

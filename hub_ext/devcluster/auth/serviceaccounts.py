@@ -9,7 +9,8 @@ import datetime
 import secrets
 from typing import Any
 
-from hub_ext.devcluster.api_errors import ApiError, Cause, invalid, not_found
+from hub_ext.devcluster.apiserver.errors import ApiError, Cause, invalid, not_found
+from hub_ext.devcluster.apiserver.store import Store
 from hub_ext.devcluster.auth.tokens import (
     API_AUDIENCES,
     DEFAULT_EXPIRATION,
@@ -17,7 +18,6 @@ from hub_ext.devcluster.auth.tokens import (
     MIN_EXPIRATION,
     TokenSigner,
 )
-from hub_ext.devcluster.store import Store
 
 Obj = dict[str, Any]
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from hub_ext.devcluster import scheduling
+from hub_ext.devcluster.controllers import scheduling
 from hub_ext.devcluster.controllers.deployments import template_hash
 from hub_ext.devcluster.controllers.labels import is_active, is_ready, scaled
 from hub_ext.devcluster.controllers.replicasets import is_available, pod_from_template

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from hub_ext.devcluster.api_errors import ApiError
+from hub_ext.devcluster.apiserver.errors import ApiError
 from hub_ext.devcluster.controllers.labels import (
     is_active,
     is_ready,
@@ -24,7 +24,7 @@ from hub_ext.devcluster.controllers.labels import (
 )
 
 if TYPE_CHECKING:
-    from hub_ext.devcluster.api_objects import Objects
+    from hub_ext.devcluster.apiserver.objects import Objects
     from hub_ext.devcluster.controllers.manager import ControllerManager
 
 Obj = dict[str, Any]
@@ -93,7 +93,7 @@ def reconcile(m: ControllerManager, ns: str, name: str) -> None:
 
 def evict(objects: Objects, ns: str, name: str, body: Any) -> Obj:
     """Evict pod ``ns/name`` unless a disruption budget forbids it (the ``pods/eviction`` verb)."""
-    from hub_ext.devcluster.api_objects import PODS, now_iso, status_success
+    from hub_ext.devcluster.apiserver.objects import PODS, now_iso, status_success
 
     pod = objects.existing(PODS, ns, name)
     options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}

@@ -13,12 +13,12 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from hub_ext.devcluster.api_errors import ApiError, bad_request
-from hub_ext.devcluster.store import Store
+from hub_ext.devcluster.apiserver.errors import ApiError, bad_request
+from hub_ext.devcluster.apiserver.store import Store
 
 if TYPE_CHECKING:
-    from hub_ext.devcluster.api_objects import Objects
-    from hub_ext.devcluster.resources import ResourceType
+    from hub_ext.devcluster.apiserver.objects import Objects
+    from hub_ext.devcluster.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
@@ -38,7 +38,7 @@ def propagation(options: Obj) -> str:
 
 
 def _now() -> str:
-    from hub_ext.devcluster.api_objects import now_iso
+    from hub_ext.devcluster.apiserver.objects import now_iso
 
     return now_iso()
 

@@ -1,9 +1,10 @@
 """The controller manager: runs the workload controllers against the API server's store.
 
 Like kube-controller-manager, each controller reconciles one object at a time from a work queue
-and only changes the world through the API verbs (:class:`~hub_ext.devcluster.api_objects.Objects`:
-defaulting, validation, resourceVersions and watch events all apply). Unlike it, the controllers
-run in the API server's process and read the store directly: the store calls
+and only changes the world through the API verbs
+(:class:`~hub_ext.devcluster.apiserver.objects.Objects`: defaulting, validation,
+resourceVersions and watch events all apply). Unlike it, the controllers run in the API
+server's process and read the store directly: the store calls
 :meth:`ControllerManager.observe` for every change, which queues the objects to reconcile (the
 object itself, its controller owner, the Services and budgets that select a pod). Reconciling is
 synchronous, so a controller always sees the result of its own writes. The clock is injectable
@@ -22,11 +23,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hub_ext.devcluster.api_errors import ApiError
-from hub_ext.devcluster.api_objects import Objects
+from hub_ext.devcluster.apiserver.errors import ApiError
+from hub_ext.devcluster.apiserver.objects import Objects
+from hub_ext.devcluster.apiserver.store import Change
 from hub_ext.devcluster.controllers import garbage
 from hub_ext.devcluster.controllers.labels import controller_of, labels_of, selector_matches
-from hub_ext.devcluster.store import Change
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from hub_ext.devcluster.api_errors import ApiError, bad_request
+from hub_ext.devcluster.apiserver.errors import ApiError, bad_request
 from hub_ext.devcluster.kubelet import runtime
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")

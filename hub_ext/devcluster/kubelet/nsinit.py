@@ -1,11 +1,15 @@
-"""Container init: enter a new mount namespace, mount the volumes, exec the container command.
+"""Container init: enter a new mount namespace, mount the volumes, then exec the command.
 
-Run as ``python3 -S nsinit.py SPEC.json`` (standard library only, no package import, so that it
-starts fast). The spec gives ``mounts`` (source, target, readOnly), ``scratch`` (an empty host
-directory of the pod's sandbox), ``cwd``, ``userns`` and ``argv``. A mount point that does not
-exist on the host is created in a copy-on-write overlay of its nearest existing parent, so the
-host's files stay visible and unchanged; the process runs the host's binaries. Failures print
-one line naming the mount and what to do, and exit 128 (the container then fails to start).
+The kubelet runs :func:`prepare` in the forked child before it execs the container's command
+(``preexec_fn``, see :mod:`.runtime`), so that a container start costs one fork and no extra
+interpreter. The module is standard library only and imports nothing at run time, because the
+child of a multi-threaded process must not take locks that another thread may hold. It also
+runs as a script, ``python3 -S nsinit.py SPEC.json``, which execs ``argv`` itself (to try the
+init as another user). The spec gives ``mounts`` (source, target, readOnly), ``scratch`` (an
+empty host directory of the pod's sandbox), ``cwd``, ``userns`` and ``argv``. A mount point that
+does not exist on the host is created in a copy-on-write overlay of its nearest existing parent,
+so the host's files stay visible and unchanged; the process runs the host's binaries. Failures
+print one line naming the mount and what to do, and exit 128 (the container then fails to start).
 """
 
 import ctypes
@@ -16,6 +20,8 @@ import sys
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG = 1
+FAILED = 128
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -53,12 +59,13 @@ def _enter(userns):
         "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 or "
         "user.max_user_namespaces > 0) or run the devcluster as root",
     )
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{uid} {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{gid} {gid} 1")
+    maps = (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1"))
+    for name, text in maps:
+        fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
 
 class Layout:
@@ -109,9 +116,8 @@ class Layout:
         self.overlaid.append(lower)
 
 
-def main(argv):
-    with open(argv[1]) as f:
-        spec = json.load(f)
+def prepare(spec):
+    """Enter the namespaces, mount the volumes and change to the working directory."""
     _enter(spec.get("userns", False))
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None, "cannot make the mounts private")
     mounts = spec.get("mounts") or []
@@ -148,20 +154,46 @@ def main(argv):
         if host_cwd is None:
             raise
         os.fchdir(host_cwd)  # a host directory that a volume now hides (e.g. under /tmp)
-    if spec.get("readyFd") is not None:
-        os.set_inheritable(spec["readyFd"], False)  # closed by exec: the kubelet sees EOF
     program = spec["argv"][0]
-    try:
-        os.execv(program, spec["argv"])  # noqa: S606 - the container's command, by design
-    except OSError as exc:
+    if not os.access(program, os.X_OK):
         hidden = [m["target"] for m in mounts if program.startswith(m["target"].rstrip("/") + "/")]
-        why = f": the volume mounted at {hidden[0]} hides the host's {hidden[0]}" if hidden else ""
-        raise InitError(f'exec "{program}": {exc.strerror}{why}') from exc
+        if hidden:
+            raise InitError(
+                f'exec "{program}": no such file or not executable: the volume mounted at '
+                f"{hidden[0]} hides the host's {hidden[0]}"
+            )
+
+
+def child(spec, parent):
+    """The ``preexec_fn`` of a container: its end is tied to the kubelet's (``parent``), then
+    :func:`prepare`. A failure is written to the container's output, which the kubelet logs,
+    and the child exits 128 without running the command."""
+    try:
+        _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "cannot set the parent-death signal")
+        if os.getppid() != parent:  # the kubelet ended before the signal was armed
+            os._exit(137)
+        prepare(spec)
+    except BaseException as exc:  # nothing may escape into the forked child
+        _fail(exc)
+
+
+def _fail(exc):
+    message = f"devcluster: cannot start the container: {exc}\n".encode(errors="replace")
+    try:
+        os.write(2, message)
+    finally:
+        os._exit(FAILED)
+
+
+def main(argv):
+    with open(argv[1]) as f:
+        spec = json.load(f)
+    try:
+        prepare(spec)
+        os.execv(spec["argv"][0], spec["argv"])  # noqa: S606 - the container's command
+    except (InitError, OSError) as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv)
-    except (InitError, OSError) as exc:
-        sys.stderr.write(f"devcluster: cannot start the container: {exc}\n")
-        sys.exit(128)
+    main(sys.argv)

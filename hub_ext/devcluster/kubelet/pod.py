@@ -8,13 +8,15 @@ startTime) is sent whenever something changes, the latest state only. ``Ready`` 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub_ext.devcluster.api_logs import pod_log_path
+from hub_ext.devcluster.apiserver.logs import pod_log_path
 from hub_ext.devcluster.events import now_iso
 from hub_ext.devcluster.informer import key_of
 from hub_ext.devcluster.kubelet import processes as proc
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 STOP_GRACE_SECONDS = 3.0  # when the whole emulator stops
+_VOLUME_WRITER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="devcluster-volumes")
 
 
 class PodWorker:
@@ -60,6 +63,7 @@ class PodWorker:
         self.initialized = not any(not r.sidecar for r in self.inits)
         self.phase = "Pending"
         self._dirty = asyncio.Event()
+        self._pushed = ""  # the last status sent, as JSON
         self.pusher: asyncio.Task[None] | None = None
         self.run_tasks: list[asyncio.Task[None]] = []
 
@@ -150,7 +154,11 @@ class PodWorker:
         while not self.deleting.is_set():
             self.lookups = await k.lookups(self.pod)
             try:
-                self.volumes = prepare_volumes(
+                # file writes, off the event loop (not in the default executor, which
+                # blocking calls elsewhere may hold)
+                self.volumes = await asyncio.get_running_loop().run_in_executor(
+                    _VOLUME_WRITER,
+                    prepare_volumes,
                     self.pod,
                     self.sandbox,
                     k.settings.state_dir / "volumes",
@@ -232,18 +240,27 @@ class PodWorker:
             self.status["initContainerStatuses"] = [r.status() for r in self.inits]
         return self.status
 
+    async def _push(self) -> None:
+        """Send the status unless the API server already has it (as the kubelet's status
+        manager does, a change that ends where it began costs no request)."""
+        status = self._snapshot()
+        text = json.dumps(status, sort_keys=True)
+        if text != self._pushed:
+            await self.kubelet.push_status(self.key, self.uid, status)
+            self._pushed = text
+
     async def _push_loop(self) -> None:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self.kubelet.push_status(self.key, self.uid, self._snapshot())
+            await self._push()
 
     async def _flush(self) -> None:
         """Send the last status, then end the status pusher."""
         if self.pusher is not None:
             self.pusher.cancel()
             await asyncio.gather(self.pusher, return_exceptions=True)
-        await self.kubelet.push_status(self.key, self.uid, self._snapshot())
+        await self._push()
 
     async def event(self, reason: str, message: str, warning: bool = False) -> None:
         await self.kubelet.event(self.pod, reason, message, warning)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shutil
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,8 +207,9 @@ def launch_spec(
 
 def _pdeathsig_prefix() -> tuple[str, ...]:
     """``setpriv --pdeathsig KILL --`` when util-linux's setpriv is installed: Linux then kills
-    the process if the emulator dies without stopping it (a safety net; a ``preexec_fn`` would
-    do the same but makes every start a slow fork of the whole interpreter)."""
+    the process if the emulator dies without stopping it (a safety net). A container without a
+    mount namespace starts this way, which keeps its start a cheap ``vfork``; the container
+    init of the others sets the same signal itself (:func:`.nsinit.child`)."""
     setpriv = shutil.which("setpriv")
     return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
 
@@ -221,7 +223,7 @@ class PodProcess:
     def __init__(self, spec: LaunchSpec, workdir: Path | None = None) -> None:
         self.spec = spec
         self.workdir = workdir or spec.log_path.parent / "init" / spec.log_path.stem
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: runtime.Child | None = None
         self._copier: asyncio.Task[None] | None = None
 
     @property
@@ -233,48 +235,27 @@ class PodProcess:
         return self._proc.returncode if self._proc else None
 
     async def start(self) -> None:
+        """Start the process; once this returns, its mounts are in place (for exec, probes
+        and hooks): the container init runs in the child before the exec."""
         spec = self.spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv, cwd = spec.argv, spec.cwd
-        ready: tuple[int, int] | None = None
-        if runtime.needs_namespace(spec.mounts, spec.cwd, spec.env.get("HOME", "/")):
-            home = spec.env.get("HOME", "/")
-            ready = os.pipe()
-            argv = runtime.wrap(argv, spec.mounts, spec.cwd, home, self.workdir, ready[1])
-            cwd = Path("/")
-        try:
-            await self._spawn(argv, cwd, ready[1] if ready else None)
-        finally:
-            if ready is not None:
-                os.close(ready[1])
-        if ready is not None:
-            # the container init closes its end when it execs the command (or fails): from
-            # then on its mounts are in place for exec, probes and hooks
-            try:
-                async with asyncio.timeout(30):
-                    await asyncio.to_thread(os.read, ready[0], 1)
-            except TimeoutError:
-                pass
-            except BaseException:  # cancelled while starting: leave nothing behind
-                self._kill_group(signal.SIGKILL)
-                raise
-            finally:
-                os.close(ready[0])
+        home = spec.env.get("HOME", "/")
+        if runtime.needs_namespace(spec.mounts, spec.cwd, home):
+            init = functools.partial(
+                runtime.init, spec.argv, spec.mounts, spec.cwd, home, self.workdir
+            )
+            await self._spawn(spec.argv, Path("/"), init)
+        else:
+            await self._spawn((*_PDEATHSIG, *spec.argv), spec.cwd, None)
 
-    async def _spawn(self, argv: tuple[str, ...], cwd: Path, fd: int | None) -> None:
+    async def _spawn(
+        self,
+        argv: tuple[str, ...],
+        cwd: Path,
+        make_init: Callable[[], Callable[[], None]] | None,
+    ) -> None:
         spec = self.spec
-        self._proc = await asyncio.create_subprocess_exec(
-            *_PDEATHSIG,
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=str(cwd),
-            env=dict(spec.env),
-            start_new_session=True,
-            pass_fds=(fd,) if fd is not None else (),
-        )
-        assert self._proc.stdout is not None
+        self._proc = await runtime.launch(argv, cwd, spec.env, make_init)
         self._copier = asyncio.create_task(_copy_log(self._proc.stdout, spec.log_path))
 
     async def wait(self) -> int:

@@ -43,6 +43,7 @@ class Mount:
     source: Path
     target: str
     read_only: bool = False
+    content: str | None = None  # a file the kubelet writes at ``source`` before the start
 
 
 @dataclass

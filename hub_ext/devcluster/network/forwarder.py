@@ -19,7 +19,7 @@ import itertools
 import logging
 from typing import Any
 
-from hub_ext.devcluster.store import Change, Store
+from hub_ext.devcluster.apiserver.store import Change, Store
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -16,8 +16,8 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from hub_ext.devcluster.api_errors import Cause, invalid
-from hub_ext.devcluster.store import Store
+from hub_ext.devcluster.apiserver.errors import Cause, invalid
+from hub_ext.devcluster.apiserver.store import Store
 
 Obj = dict[str, Any]
 CLUSTER_IP_PREFIX = "127.250."

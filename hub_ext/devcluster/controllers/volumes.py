@@ -6,8 +6,8 @@ requested capacity, so that clients that wait for ``Bound`` claims see them boun
 claim deletes the PersistentVolume object but keeps the directory.
 
 A claim whose ``spec.dataSource`` (or ``dataSourceRef``) is a ``snapshot.storage.k8s.io``
-VolumeSnapshot starts as a copy of that snapshot (:mod:`hub_ext.devcluster.snapshots`); it stays
-``Pending`` until the snapshot is ready, with a ``ProvisioningFailed`` event while the snapshot is
+VolumeSnapshot starts as a copy of that snapshot
+(:mod:`hub_ext.devcluster.controllers.snapshots`); it stays ``Pending`` until the snapshot is ready, with a ``ProvisioningFailed`` event while the snapshot is
 missing or not ready.
 """
 
@@ -23,8 +23,8 @@ import aiohttp
 from kubernetes_asyncio.client import CoreV1Api, CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from hub_ext.devcluster.controllers.snapshots import GROUP, VERSION, copy_tree, snapshot_copy
 from hub_ext.devcluster.informer import Informer, api_client, key_of, request
-from hub_ext.devcluster.snapshots import GROUP, VERSION, copy_tree, snapshot_copy
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

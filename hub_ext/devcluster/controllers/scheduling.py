@@ -1,7 +1,7 @@
 """Scheduling predicates and scoring, worded like kube-scheduler.
 
 Pure functions over Pod and Node objects as the API server returns them (JSON dicts). The
-scheduler controller (:mod:`hub_ext.devcluster.scheduler`) feeds them its watched state.
+scheduler controller (:mod:`hub_ext.devcluster.controllers.scheduler`) feeds them its watched state.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from hub_ext.devcluster.api_errors import bad_request
+from hub_ext.devcluster.apiserver.errors import bad_request
 
 Obj = dict[str, Any]
 

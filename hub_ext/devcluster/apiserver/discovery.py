@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub_ext.devcluster.resources import VERBS, Registry, ResourceType
+from hub_ext.devcluster.apiserver.resources import VERBS, Registry, ResourceType
 
 Obj = dict[str, Any]
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hub_ext.devcluster.api_errors import ApiError, bad_request
+from hub_ext.devcluster.apiserver.errors import ApiError, bad_request
 
 if TYPE_CHECKING:
-    from hub_ext.devcluster.apiserver import ApiServer
+    from hub_ext.devcluster.apiserver.server import ApiServer
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:

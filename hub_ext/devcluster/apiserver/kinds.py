@@ -4,12 +4,12 @@ Workloads (Deployment, ReplicaSet, DaemonSet, Job, CronJob) are driven by the co
 :mod:`hub_ext.devcluster.controllers`; StatefulSet, ControllerRevision, NetworkPolicy, Ingress,
 PriorityClass, RBAC objects and the rest are stored and served (listed, watched, patched) but
 nothing acts on them. Custom resources are added at run time from their CustomResourceDefinition
-(:mod:`hub_ext.devcluster.crds`).
+(:mod:`hub_ext.devcluster.apiserver.crds`).
 """
 
 from __future__ import annotations
 
-from hub_ext.devcluster.resources import ResourceType
+from hub_ext.devcluster.apiserver.resources import ResourceType
 
 _ALL = ("all",)
 _ST = ("status",)

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from hub_ext.devcluster.api_errors import ApiError, Cause, bad_request
-from hub_ext.devcluster.resources import ResourceType
+from hub_ext.devcluster.apiserver.errors import ApiError, Cause, bad_request
+from hub_ext.devcluster.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]

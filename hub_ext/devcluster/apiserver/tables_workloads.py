@@ -10,7 +10,7 @@ Column = tuple[str, str, int]
 
 
 def _age(obj: Obj, now: datetime) -> str:
-    from hub_ext.devcluster.api_tables import age
+    from hub_ext.devcluster.apiserver.tables import age
 
     return age(obj["metadata"].get("creationTimestamp"), now)
 
@@ -82,7 +82,7 @@ def _job(obj: Obj, now: datetime) -> list[Any]:
 
 
 def _cronjob(obj: Obj, now: datetime) -> list[Any]:
-    from hub_ext.devcluster.api_tables import age
+    from hub_ext.devcluster.apiserver.tables import age
 
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     last = status.get("lastScheduleTime")

@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster.api_errors import bad_request
-from hub_ext.devcluster.store import Store
+from hub_ext.devcluster.apiserver.errors import bad_request
+from hub_ext.devcluster.apiserver.store import Store
 
 FOLLOW_POLL_SECONDS = 0.2
 _STAMP = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ", re.MULTILINE)

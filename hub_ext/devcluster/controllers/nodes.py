@@ -25,7 +25,7 @@ import aiohttp
 from kubernetes_asyncio.client import CoordinationV1Api, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from hub_ext.devcluster import scheduling
+from hub_ext.devcluster.controllers import scheduling
 from hub_ext.devcluster.events import now_iso, record
 from hub_ext.devcluster.informer import Informer, api_client, key_of, request
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hub_ext.devcluster.api_errors import Cause, invalid
-from hub_ext.devcluster.api_objects import Objects, decode_body
-from hub_ext.devcluster.patch import PatchError, apply_patch
-from hub_ext.devcluster.resources import ResourceType
+from hub_ext.devcluster.apiserver.errors import Cause, invalid
+from hub_ext.devcluster.apiserver.objects import Objects, decode_body
+from hub_ext.devcluster.apiserver.patch import PatchError, apply_patch
+from hub_ext.devcluster.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
-from hub_ext.devcluster import crds
-from hub_ext.devcluster.api_errors import Cause, invalid
+from hub_ext.devcluster.apiserver import crds
+from hub_ext.devcluster.apiserver.errors import Cause, invalid
+from hub_ext.devcluster.apiserver.resources import ResourceType
+from hub_ext.devcluster.apiserver.store import Store
 from hub_ext.devcluster.controllers.cron import CronError, parse_schedule
 from hub_ext.devcluster.controllers.labels import selector_matches
 from hub_ext.devcluster.network.services import allocate_node_ports
-from hub_ext.devcluster.resources import ResourceType
-from hub_ext.devcluster.store import Store
 
 Obj = dict[str, Any]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hub_ext.devcluster.api_selectors import Selector
+from hub_ext.devcluster.apiserver.selectors import Selector
 
 Obj = dict[str, Any]
 SNAPSHOT_NAME = "snapshot.json"

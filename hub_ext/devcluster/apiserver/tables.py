@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hub_ext.devcluster.resources import ResourceType
+from hub_ext.devcluster.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority
@@ -219,7 +219,7 @@ def table(rtype: ResourceType, items: list[Obj], rv: str, include: str) -> Obj:
 
 
 def _add_workload_layouts() -> None:
-    from hub_ext.devcluster.api_tables_workloads import WORKLOAD_LAYOUTS
+    from hub_ext.devcluster.apiserver.tables_workloads import WORKLOAD_LAYOUTS
 
     LAYOUTS.update(WORKLOAD_LAYOUTS)
 

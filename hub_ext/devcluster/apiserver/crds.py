@@ -14,9 +14,9 @@ import asyncio
 import copy
 from typing import Any
 
-from hub_ext.devcluster.api_errors import Cause, invalid
-from hub_ext.devcluster.resources import Registry, ResourceType
-from hub_ext.devcluster.store import Change, Store
+from hub_ext.devcluster.apiserver.errors import Cause, invalid
+from hub_ext.devcluster.apiserver.resources import Registry, ResourceType
+from hub_ext.devcluster.apiserver.store import Change, Store
 
 Obj = dict[str, Any]
 CRD_KEY = "customresourcedefinitions.apiextensions.k8s.io"

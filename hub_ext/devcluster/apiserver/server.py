@@ -18,13 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster import apply, protobuf
-from hub_ext.devcluster.api_control import control
-from hub_ext.devcluster.api_errors import ApiError, bad_request
-from hub_ext.devcluster.api_faults import FaultInjector
-from hub_ext.devcluster.api_logs import pod_log_path, serve_log
-from hub_ext.devcluster.api_objects import Objects, decode_body
-from hub_ext.devcluster.api_routing import (
+from hub_ext.devcluster.apiserver import apply, protobuf
+from hub_ext.devcluster.apiserver.control import control
+from hub_ext.devcluster.apiserver.crds import CrdObserver
+from hub_ext.devcluster.apiserver.errors import ApiError, bad_request
+from hub_ext.devcluster.apiserver.faults import FaultInjector
+from hub_ext.devcluster.apiserver.logs import pod_log_path, serve_log
+from hub_ext.devcluster.apiserver.objects import Objects, decode_body
+from hub_ext.devcluster.apiserver.resources import Registry, ResourceType, resource_names
+from hub_ext.devcluster.apiserver.routing import (
     NOT_FOUND,
     flag,
     parse_path,
@@ -32,20 +34,18 @@ from hub_ext.devcluster.api_routing import (
     table_include,
     verb_of,
 )
-from hub_ext.devcluster.api_routing import json_response as _json
-from hub_ext.devcluster.api_scale import scale
-from hub_ext.devcluster.api_selectors import Selector, SelectorError
-from hub_ext.devcluster.api_tables import table, wants_table
+from hub_ext.devcluster.apiserver.routing import json_response as _json
+from hub_ext.devcluster.apiserver.scale import scale
+from hub_ext.devcluster.apiserver.selectors import Selector, SelectorError
+from hub_ext.devcluster.apiserver.store import Store, write_snapshot
+from hub_ext.devcluster.apiserver.tables import table, wants_table
+from hub_ext.devcluster.apiserver.watch import WatchRequest, serve_watch
 from hub_ext.devcluster.auth import credentials
 from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
 from hub_ext.devcluster.auth.tokens import ANONYMOUS
 from hub_ext.devcluster.controllers.disruption import evict
-from hub_ext.devcluster.crds import CrdObserver
 from hub_ext.devcluster.kubeconfig import write_kubeconfig
 from hub_ext.devcluster.kubelet.exec import serve_exec
-from hub_ext.devcluster.resources import Registry, ResourceType, resource_names
-from hub_ext.devcluster.store import Store, write_snapshot
-from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
 __all__ = ["ApiServer", "FaultInjector", "pod_log_path", "write_kubeconfig"]
 log = logging.getLogger(__name__)

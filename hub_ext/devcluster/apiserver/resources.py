@@ -105,7 +105,7 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 
 def _with_kinds(base: tuple[ResourceType, ...]) -> tuple[ResourceType, ...]:
-    from hub_ext.devcluster.kinds import BUILTIN_KINDS
+    from hub_ext.devcluster.apiserver.kinds import BUILTIN_KINDS
 
     seen = {(r.group, r.version, r.plural) for r in base}
     return base + tuple(r for r in BUILTIN_KINDS if (r.group, r.version, r.plural) not in seen)

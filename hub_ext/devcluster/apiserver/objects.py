@@ -1,4 +1,4 @@
-"""The verbs of the emulated API server on top of :class:`~hub_ext.devcluster.store.Store`.
+"""The verbs of the emulated API server on top of :class:`~.store.Store`.
 
 Creation (uid, creationTimestamp, generateName, defaults, validation), update with optimistic
 concurrency, the status subresource, patches, binding, graceful deletion and finalizers. Every
@@ -14,9 +14,10 @@ import time
 import uuid
 from typing import Any
 
-from hub_ext.devcluster import api_workloads, validation
-from hub_ext.devcluster.api_bodies import decode_body, now_iso, parse_iso, status_success
-from hub_ext.devcluster.api_errors import (
+from hub_ext.devcluster.apiserver import validation
+from hub_ext.devcluster.apiserver import workloads as api_workloads
+from hub_ext.devcluster.apiserver.bodies import decode_body, now_iso, parse_iso, status_success
+from hub_ext.devcluster.apiserver.errors import (
     ApiError,
     Cause,
     already_exists,
@@ -25,12 +26,12 @@ from hub_ext.devcluster.api_errors import (
     invalid,
     not_found,
 )
-from hub_ext.devcluster.api_selectors import Selector
+from hub_ext.devcluster.apiserver.patch import PatchError, apply_patch
+from hub_ext.devcluster.apiserver.resources import BY_KEY, Registry, ResourceType
+from hub_ext.devcluster.apiserver.selectors import Selector
+from hub_ext.devcluster.apiserver.store import Store
 from hub_ext.devcluster.controllers import garbage
 from hub_ext.devcluster.network.services import allocate_cluster_ip
-from hub_ext.devcluster.patch import PatchError, apply_patch
-from hub_ext.devcluster.resources import BY_KEY, Registry, ResourceType
-from hub_ext.devcluster.store import Store
 
 __all__ = ["PODS", "Objects", "decode_body", "now_iso", "parse_iso", "status_success"]
 Obj = dict[str, Any]

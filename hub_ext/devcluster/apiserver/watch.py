@@ -19,11 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster.api_errors import gone
-from hub_ext.devcluster.api_selectors import Selector
-from hub_ext.devcluster.api_tables import table
-from hub_ext.devcluster.resources import ResourceType
-from hub_ext.devcluster.store import CLOSE, Change, Store
+from hub_ext.devcluster.apiserver.errors import gone
+from hub_ext.devcluster.apiserver.resources import ResourceType
+from hub_ext.devcluster.apiserver.selectors import Selector
+from hub_ext.devcluster.apiserver.store import CLOSE, Change, Store
+from hub_ext.devcluster.apiserver.tables import table
 
 IDLE_CHECK_SECONDS = 5.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"

@@ -13,7 +13,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from hub_ext.devcluster.api_errors import REASONS, ApiError
+from hub_ext.devcluster.apiserver.errors import REASONS, ApiError
 
 VERBS = frozenset(
     {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "*"}

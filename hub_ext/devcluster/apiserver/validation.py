@@ -13,9 +13,9 @@ import copy
 import re
 from typing import Any
 
-from hub_ext.devcluster.api_errors import Cause, invalid
-from hub_ext.devcluster.api_metadata import metadata_causes, resource_causes
-from hub_ext.devcluster.resources import ResourceType
+from hub_ext.devcluster.apiserver.errors import Cause, invalid
+from hub_ext.devcluster.apiserver.metadata import metadata_causes, resource_causes
+from hub_ext.devcluster.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from hub_ext.devcluster.api_errors import Cause
+from hub_ext.devcluster.apiserver.errors import Cause
 
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -8,8 +8,9 @@ does: ``boundVolumeSnapshotContentName``, ``creationTime``, ``restoreSize`` (the
 capacity) and ``readyToUse: true``. Files written to the claim afterwards are not in the
 snapshot. A snapshot whose claim is missing or not bound gets ``status.error`` with a message
 and is retried while it exists. Deleting the snapshot deletes its content and its copy
-(``deletionPolicy: Delete``). The volume provisioner (:mod:`hub_ext.devcluster.volumes`) fills
-a claim whose ``dataSource`` is a VolumeSnapshot from the copy.
+(``deletionPolicy: Delete``). The volume provisioner
+(:mod:`hub_ext.devcluster.controllers.volumes`) fills a claim whose ``dataSource`` is a
+VolumeSnapshot from the copy.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster import discovery
-from hub_ext.devcluster.api_errors import ApiError
-from hub_ext.devcluster.api_tables import wants_table
-from hub_ext.devcluster.resources import Registry, ResourceType
+from hub_ext.devcluster.apiserver import discovery
+from hub_ext.devcluster.apiserver.errors import ApiError
+from hub_ext.devcluster.apiserver.resources import Registry, ResourceType
+from hub_ext.devcluster.apiserver.tables import wants_table
 
 JSON = "application/json"
 NOT_FOUND = "the server could not find the requested resource"

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub_ext.devcluster.api_errors import ApiError
+from hub_ext.devcluster.apiserver.errors import ApiError
 
 MAGIC = b"k8s\x00"
 Field = tuple[str, str, bool]  # json name, type, repeated
@@ -227,7 +227,7 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 
 async def body_to_json(request: web.Request) -> None:
-    """Decode a protobuf body in place (see :mod:`hub_ext.devcluster.protobuf`); 415 else."""
+    """Decode a protobuf body in place (see this module); 415 else."""
     content_type = request.headers.get("Content-Type", "")
     if "protobuf" not in content_type and "cbor" not in content_type:
         return
