@@ -7,8 +7,8 @@ claim deletes the PersistentVolume object but keeps the directory.
 
 A claim whose ``spec.dataSource`` (or ``dataSourceRef``) is a ``snapshot.storage.k8s.io``
 VolumeSnapshot starts as a copy of that snapshot
-(:mod:`hub_ext.devcluster.controllers.snapshots`); it stays ``Pending`` until the snapshot is ready, with a ``ProvisioningFailed`` event while the snapshot is
-missing or not ready.
+(:mod:`hub_ext.devcluster.controllers.snapshots`); it stays ``Pending`` until the snapshot is
+ready, with a ``ProvisioningFailed`` event while the snapshot is missing or not ready.
 """
 
 from __future__ import annotations
