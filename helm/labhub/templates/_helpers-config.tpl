@@ -33,6 +33,21 @@ Checks that values.schema.json cannot express, and the values handed to the hub'
 {{- end -}}
 {{- end -}}
 
+{{/*
+The hub's policy.yaml: labhub.policy in the schema of profiles/policy.yaml (snake_case keys, read
+by hub_ext/core/profiles/policy.py), so that lecturers and the hub validate against one file.
+*/}}
+{{- define "labhub.policyYaml" -}}
+{{- $p := .Values.labhub.policy -}}
+{{- $doc := dict "allowed_registries" $p.allowedRegistries "max_cpu" $p.maxCpu -}}
+{{- if $p.maxMemory }}{{ $_ := set $doc "max_memory" (toString $p.maxMemory) }}{{ end -}}
+{{- if $p.maxHomeSize }}{{ $_ := set $doc "max_home_size" (toString $p.maxHomeSize) }}{{ end -}}
+{{- range $key, $name := dict "allowedSliceTypes" "allowed_slice_types" "allowedVolumes" "allowed_volumes" "allowedStorageClasses" "allowed_storage_classes" -}}
+{{- with (index $p $key) }}{{ $_ := set $doc $name . }}{{ end -}}
+{{- end -}}
+{{- toYaml $doc -}}
+{{- end -}}
+
 {{- define "labhub.profilesDir" -}}
 {{- if eq .Values.labhub.profiles.source "git" -}}
 {{- $sub := trimSuffix "/" .Values.labhub.profiles.git.subPath -}}
