@@ -75,6 +75,7 @@ by hub_ext/core/profiles/policy.py), so that lecturers and the hub validate agai
   "profilesDir" (include "labhub.profilesDir" .)
   "profileSource" .Values.labhub.profiles.source
   "policyFile" "/usr/local/etc/labhub/policy/policy.yaml"
+  "backupDir" "/srv/jupyterhub/backups"
   "ldapCaFile" (ternary "/usr/local/etc/labhub/ldap-ca/ca.crt" "" (ne .Values.labhub.ldap.tlsCA.secretName ""))
   "userSchedulerName" (ternary (printf "%s-user-scheduler" $full) "" .Values.scheduling.userScheduler.enabled)
   "userPriorityClassName" (ternary (printf "%s-user" $full) "" .Values.scheduling.podPriority.enabled)
