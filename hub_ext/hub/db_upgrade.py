@@ -26,6 +26,7 @@ from pathlib import Path
 
 from jupyterhub import orm
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = ["BackupError", "backup_before_upgrade", "backup_sqlite", "schema_revision"]
 
@@ -50,12 +51,24 @@ def schema_revision(db_url: str) -> str | None:
 
 
 def needs_upgrade(db_url: str) -> bool:
-    """Whether JupyterHub would refuse this database without ``--upgrade-db``."""
-    engine = create_engine(db_url)
+    """Whether JupyterHub would refuse this database without ``--upgrade-db``.
+
+    False for a SQLite file that does not exist yet (a first start) and for a database that
+    cannot be reached now: the hub itself then reports the connection error."""
+    if db_url.startswith("sqlite:///") and not Path(db_url.split(":///", 1)[1]).is_file():
+        return False
+    try:
+        engine = create_engine(db_url)
+    except (SQLAlchemyError, ImportError) as exc:  # no driver for this URL in the image
+        log.warning("hub.db.upgrade: cannot open %s (%s)", db_url.split(":")[0], exc)
+        return False
     try:
         orm.check_db_revision(engine)
     except orm.DatabaseSchemaMismatch:
         return True
+    except SQLAlchemyError as exc:
+        log.warning("hub.db.upgrade: cannot check the database schema (%s)", exc)
+        return False
     finally:
         engine.dispose()
     return False
@@ -131,5 +144,7 @@ def backup_before_upgrade(db_url: str, now: datetime, dump_dir: Path) -> Path | 
         if done is not None:
             log.info("hub.db.upgrade: dumped the database (revision %s) to %s", revision, done)
         return done
-    log.warning("hub.db.upgrade: no backup method for %s; back it up yourself", db_url.split(":")[0])
+    log.warning(
+        "hub.db.upgrade: no backup method for %s; back it up yourself", db_url.split(":")[0]
+    )
     return None

@@ -32,8 +32,16 @@ def _policy(docs: list[dict[str, object]]) -> str:
 
 def _validate(policy_file: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hub_ext", "profiles", "validate", str(ROOT / "profiles")]
-        + ["--policy", str(policy_file)],
+        [
+            sys.executable,
+            "-m",
+            "hub_ext",
+            "profiles",
+            "validate",
+            str(ROOT / "profiles"),
+            "--policy",
+            str(policy_file),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

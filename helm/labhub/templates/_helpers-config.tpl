@@ -22,6 +22,9 @@ Checks that values.schema.json cannot express, and the values handed to the hub'
 {{- fail "labhub.oidc.clientSecret.secretName: name the Secret holding the OAuth client secret" -}}
 {{- end -}}
 {{- end -}}
+{{- if and $v.hub.existingSecret (or $v.hub.cookieSecret $v.proxy.secretToken) -}}
+{{- fail "hub.existingSecret: put the cookie secret and the proxy token into that Secret (keys hub.cookie-secret and proxy.token) and leave hub.cookieSecret and proxy.secretToken empty" -}}
+{{- end -}}
 {{- if and (eq $v.hub.db.type "postgres") (not $v.hub.db.url) -}}
 {{- fail "hub.db.url: set the PostgreSQL URL (postgresql://USER@HOST:5432/DB) when hub.db.type is postgres" -}}
 {{- end -}}

@@ -117,6 +117,14 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
+{{/*
+The Secret holding proxy.token, hub.cookie-secret and metrics.token: hub.existingSecret when set
+(stable across `helm template` runs, for GitOps), else the chart's hub Secret.
+*/}}
+{{- define "labhub.tokenSecretName" -}}
+{{- .Values.hub.existingSecret | default (include "labhub.componentName" (dict "root" . "component" "hub")) -}}
+{{- end -}}
+
 {{/* Secret values generated once and kept on upgrade (lookup), unless given in values. */}}
 {{- define "labhub.hubSecretValue" -}}
 {{- $root := .root -}}
