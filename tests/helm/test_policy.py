@@ -95,3 +95,20 @@ def test_git_profiles_default_to_the_profiles_folder() -> None:
         __import__("base64").b64decode(one(docs, "Secret", f"{FULL}-hub")["data"]["values.yaml"])
     )
     assert values["computed"]["profilesDir"] == "/srv/labhub/profiles-git/current/profiles"
+
+
+def test_inline_profiles_are_mounted_as_course_folders(tmp_path: Path) -> None:
+    docs = render("single-strategy-values.yaml")
+    hub = one(docs, "Deployment", f"{FULL}-hub")
+    volume = next(v for v in hub["spec"]["template"]["spec"]["volumes"] if v["name"] == "profiles")
+    data = one(docs, "ConfigMap", f"{FULL}-profiles")["data"]
+    courses = tmp_path / "profiles"
+    for item in volume["configMap"]["items"]:  # as the kubelet projects the ConfigMap
+        target = courses / item["path"]
+        target.parent.mkdir(parents=True)
+        target.write_text(data[item["key"]])
+    from hub_ext.adapters.profile_source import read_profile_dirs
+
+    result, present = read_profile_dirs([courses])
+    assert present == sorted(data_key.removesuffix(".yaml") for data_key in data)
+    assert [p.slug for p in result.profiles] == present, result.errors
