@@ -169,3 +169,12 @@ def test_refuses_to_overwrite_a_folder(tmp_path: Path, capsys) -> None:  # type:
     assert main(["values", "migrate", str(Z2JH / "oidc-postgres.yaml"), "--out", str(out)]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_the_guide_lists_every_setting_the_tool_knows() -> None:
+    from hub_ext.cli.z2jh_keys import NO_EQUIVALENT, SAME
+
+    guide = (ROOT / "docs" / "how-to" / "move-from-zero-to-jupyterhub.md").read_text()
+    for key in (*SAME, *NO_EQUIVALENT):
+        last = key.rsplit(".", 1)[-1]
+        assert f"`{key}" in guide or f"`{last}`" in guide, key
