@@ -11,8 +11,15 @@ import yaml
 
 from hub_ext.core.mig import migparted
 from hub_ext.core.mig.catalog import Catalog, GpuModel, UnknownGpuModelError, load_catalog
-from hub_ext.core.multiplan import MultiPlan, Node, Requirement, plan_nodes
-from hub_ext.core.multiplan_ip import PROOF_NODES
+from hub_ext.core.mig.planner import (
+    TIME_LIMIT_S,
+    MultiPlan,
+    Node,
+    PlanSolverError,
+    PlanTimeLimitError,
+    Requirement,
+    plan_nodes,
+)
 from hub_ext.core.units import SizeError, parse_size
 
 
@@ -115,11 +122,32 @@ def multi_to_json(result: MultiPlan) -> dict[str, Any]:
             "compute_slices": result.stranded.compute_slices,
         },
         "distinct_layouts": result.distinct_layouts,
-        "distinct_layouts_proven": result.layouts_proven,
+        "distinct_layouts_proven": True,  # kept for readers of older output: always proven
         "alternatives": [
-            {"model": a.model, "count": a.alone, "extra": a.extra, "proven": a.proven}
+            {
+                "kind": "more-gpus",
+                "model": a.model,
+                "count": a.alone,
+                "extra": a.extra,
+                "proven": True,
+            }
             for a in result.alternatives
-        ],
+        ]
+        + (
+            [
+                {
+                    "kind": "sharing",
+                    "model": None,
+                    "count": len(result.gpus),
+                    "extra": 0,
+                    "proven": True,
+                    "allow_sharing": True,
+                    "seats": result.sharing.seats,
+                }
+            ]
+            if result.sharing
+            else []
+        ),
     }
 
 
@@ -135,16 +163,14 @@ def multi_to_table(result: MultiPlan) -> str:
         out.append(f"  node {c.node}: nvidia.com/mig.config={c.config}")
     st = result.stranded
     out.append(f"Stranded: {st.memory_slices} memory / {st.compute_slices} compute slices")
-    out.append(
-        f"Distinct layouts: {result.distinct_layouts}"
-        + ("" if result.layouts_proven else " (the fewest found; fewer not ruled out)")
-    )
+    out.append(f"Distinct layouts: {result.distinct_layouts}")
     if result.alternatives:
         out.append("Extra GPUs that would meet the demand (or GPUs of that model alone):")
-        out.extend(
-            f"  +{a.extra} {a.model} (alone: {a.alone})"
-            + ("" if a.proven else " - the smallest found; fewer not ruled out")
-            for a in result.alternatives
+        out.extend(f"  +{a.extra} {a.model} (alone: {a.alone})" for a in result.alternatives)
+    if result.sharing:
+        out.append(
+            f"Fits without MIG: whole GPUs time-sliced serve all {result.sharing.seats} seats "
+            "(no memory isolation between seats; --allow-sharing plans that)"
         )
     return "\n".join(out)
 
@@ -170,13 +196,29 @@ def _run(args: argparse.Namespace) -> int:
     except (PlanInputError, UnknownGpuModelError, SizeError) as exc:
         print(f"labhub plan: {exc}", file=sys.stderr)
         return 2
-    result = plan_nodes(
-        catalog,
-        nodes,
-        tuple(reqs),
-        allow_sharing=args.allow_sharing,
-        proof_nodes=0 if args.exact else PROOF_NODES,
-    )
+    if args.exact:
+        print(
+            "labhub plan: --exact has no effect any more (every answer is proven optimal); "
+            "it can be dropped",
+            file=sys.stderr,
+        )
+    if not args.time_limit > 0:
+        print("labhub plan: --time-limit must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        result = plan_nodes(
+            catalog,
+            nodes,
+            tuple(reqs),
+            allow_sharing=args.allow_sharing,
+            time_limit=args.time_limit,
+        )
+    except PlanTimeLimitError as exc:
+        print(f"labhub plan: {exc}", file=sys.stderr)
+        return 4
+    except PlanSolverError as exc:  # a bug, not bad input
+        print(f"labhub plan: {exc}; please report it with this command line", file=sys.stderr)
+        return 4
     if args.format == "json":
         print(json.dumps(multi_to_json(result), indent=2))
     elif args.format == "mig-parted":
@@ -200,10 +242,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--min-compute-slices", type=int, default=0)
     parser.add_argument("--allow-sharing", action="store_true")
     parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=TIME_LIMIT_S,
+        metavar="SECONDS",
+        help="most seconds each solver run may take, a safety net: typical plans take "
+        f"milliseconds; past it labhub plan stops with exit code 4 (default {TIME_LIMIT_S:g})",
+    )
+    parser.add_argument(
         "--exact",
         action="store_true",
-        help="prove the fewest layouts and the smallest extra-GPU counts however long it takes "
-        "(by default each proof stops after a bounded search and the output says so)",
+        help="no effect (every answer is proven optimal); accepted for existing scripts",
     )
     parser.add_argument("--format", choices=("table", "json", "mig-parted"), default="table")
     parser.set_defaults(func=_run)

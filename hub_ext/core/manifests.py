@@ -1,9 +1,13 @@
 """Pod and PVC manifests for a student's server, as plain Kubernetes JSON dicts.
 
-The builders are pure: everything they need arrives in a :class:`PodRequest` (the spawner fills
-it from the course profile's spawn plan, the user and JupyterHub's environment), and the result is
-the exact object sent to the API server. The GPU request depends on how the cluster's NVIDIA
-device plugin advertises slices (:class:`SliceStrategy`):
+The builders are pure. :func:`lab_pod` takes KubeSpawner's own pod manifest (built from all its
+settings) and applies LabHub's parts from a :class:`PodRequest` (the spawner fills it from the
+course profile and the user), then the security floor of :mod:`hub_ext.core.pod_floors`;
+:func:`lab_pvc` does the same for the home volume claim. :func:`build_pod` gives
+:func:`lab_pod` a KubeSpawner-like base, for tools and tests without a spawner.
+
+The GPU request depends on how the cluster's NVIDIA device plugin advertises slices
+(:class:`SliceStrategy`):
 
 * ``mixed``: one resource per MIG profile, ``nvidia.com/mig-1g.10gb: 1``;
 * ``single``: ``nvidia.com/gpu: 1`` plus a node selector on the GPU Feature Discovery product label
@@ -18,6 +22,7 @@ admission controller lifts the gate when the student's turn comes.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +48,7 @@ from hub_ext.core.k8s_names import (
     slice_resource,
     split_shared,
 )
+from hub_ext.core.pod_floors import apply_floor
 from hub_ext.core.profiles.model import GpuRequest, SharedVolume
 
 GiB = 2**30
@@ -133,10 +139,15 @@ def gpu_resources(
     return {slice_resource(shared_type(base)): "1"}, {}
 
 
+def _shared_name(index: int) -> str:
+    """The pod volume name of a course's ``index``-th shared volume."""
+    return f"shared-{index}"
+
+
 def pod_labels(req: PodRequest) -> dict[str, str]:
+    """LabHub's own labels of a student's pod (they win over configured labels)."""
     labels = {
         LABEL_COMPONENT: COMPONENT,
-        LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_USER: label_value(req.username),
         LABEL_COURSE: label_value(req.course),
     }
@@ -144,92 +155,130 @@ def pod_labels(req: PodRequest) -> dict[str, str]:
         labels[LABEL_GROUP] = label_value(req.group)
     if req.gpu is not None:
         labels[LABEL_SLICE_TYPE] = label_value(req.gpu.slice_type)
-    labels.update(dict(req.extra_labels))
     return labels
 
 
-def _container(req: PodRequest) -> Manifest:
-    env = [{"name": k, "value": v} for k, v in req.env if k != "NVIDIA_VISIBLE_DEVICES"]
-    requests = {"cpu": format_cpu(req.cpu_guarantee), "memory": format_memory(req.memory_guarantee)}
-    limits = {"cpu": format_cpu(req.cpu_limit), "memory": format_memory(req.memory_limit)}
+def _env_name(item: Any) -> str:
+    return str(item.get("name", "")) if isinstance(item, dict) else ""
+
+
+def _lab_container(container: Manifest, req: PodRequest) -> Manifest:
+    """The notebook container of KubeSpawner's manifest with LabHub's own parts applied."""
+    out = dict(container)
+    env = [e for e in out.get("env") or [] if _env_name(e) != "NVIDIA_VISIBLE_DEVICES"]
+    # the profile's variables are defaults: KubeSpawner's environment and JupyterHub's win
+    present = {_env_name(e) for e in env} | {"NVIDIA_VISIBLE_DEVICES"}
+    env += [{"name": k, "value": v} for k, v in req.env if k not in present]
+    resources = dict(out.get("resources") or {})
+    requests = dict(resources.get("requests") or {})
+    limits = dict(resources.get("limits") or {})
+    requests.update(cpu=format_cpu(req.cpu_guarantee), memory=format_memory(req.memory_guarantee))
+    limits.update(cpu=format_cpu(req.cpu_limit), memory=format_memory(req.memory_limit))
     if req.gpu is None:
         env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
     else:
         gpu_limits, _ = gpu_resources(req.gpu, req.strategy, req.gpu_product)
         limits.update(gpu_limits)
         requests.update(gpu_limits)
-    mounts: list[Manifest] = [{"name": HOME_VOLUME, "mountPath": req.home_mount}]
+    out["env"] = env
+    out["resources"] = {**resources, "requests": requests, "limits": limits}
+    own = {HOME_VOLUME, *(_shared_name(i) for i in range(len(req.shared_volumes)))}
+    mounts = [m for m in out.get("volumeMounts") or [] if m.get("name") not in own]
+    mounts.append({"name": HOME_VOLUME, "mountPath": req.home_mount})
     mounts += [
-        {"name": f"shared-{i}", "mountPath": v.mount_path, "readOnly": True}
+        {"name": _shared_name(i), "mountPath": v.mount_path, "readOnly": True}
         for i, v in enumerate(req.shared_volumes)
     ]
-    container: Manifest = {
-        "name": "notebook",
-        "image": req.image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": list(req.command),
-        "env": env,
-        "ports": [{"name": "notebook-port", "containerPort": req.port, "protocol": "TCP"}],
-        "resources": {"requests": requests, "limits": limits},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": req.uid,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": mounts,
+    out["volumeMounts"] = mounts
+    return out
+
+
+def lab_pod(base: Manifest, req: PodRequest) -> Manifest:
+    """KubeSpawner's pod manifest ``base`` (API camelCase, as KubeSpawner's ``get_pod_manifest``
+    built it from all its settings) with what is LabHub's own applied, then the security floor.
+
+    LabHub sets the profile's resources, the home and shared volumes, the GPU request (and the
+    single strategy's node selector) with the slice admission gate, ``NVIDIA_VISIBLE_DEVICES=void``
+    for a CPU-only server, and its labels and annotations. Everything else is KubeSpawner's.
+    Only the notebook container (the first, ``notebook``) gets the resources and volumes.
+    """
+    pod = copy.deepcopy(base)
+    meta = pod.setdefault("metadata", {})
+    meta["labels"] = {LABEL_MANAGED_BY: MANAGED_BY, **(meta.get("labels") or {}), **pod_labels(req)}
+    annotations = {
+        **(meta.get("annotations") or {}),
+        ANNOTATION_USER: req.username,
+        ANNOTATION_SERVER: req.server_name,
     }
-    if req.working_dir:
-        container["workingDir"] = req.working_dir
-    return container
-
-
-def build_pod(req: PodRequest) -> Manifest:
-    """The pod for one student's server."""
-    node_selector = dict(req.node_selector)
-    annotations = {ANNOTATION_USER: req.username, ANNOTATION_SERVER: req.server_name}
+    spec = pod.setdefault("spec", {})
+    node_selector = dict(spec.get("nodeSelector") or {})
     if req.gpu is not None:
         _, selector = gpu_resources(req.gpu, req.strategy, req.gpu_product)
         node_selector.update(selector)
         annotations[ANNOTATION_FALLBACKS] = ",".join((req.gpu.slice_type, *req.gpu.fallbacks))
+        gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") != SLICE_GATE]
+        spec["schedulingGates"] = [*gates, {"name": SLICE_GATE}]
     annotations.update(dict(req.annotations))
-    volumes: list[Manifest] = [
-        {"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": req.home_claim}}
-    ]
-    volumes += [
-        {"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.name, "readOnly": True}}
-        for i, v in enumerate(req.shared_volumes)
-    ]
-    spec: Manifest = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "restartPolicy": "OnFailure",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": req.uid,
-            "fsGroup": req.fs_group,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [_container(req)],
-        "volumes": volumes,
-    }
+    meta["annotations"] = annotations
     if node_selector:
         spec["nodeSelector"] = node_selector
-    if req.gpu is not None:
-        spec["schedulingGates"] = [{"name": SLICE_GATE}]
+    spec.setdefault("enableServiceLinks", False)
+    own = {HOME_VOLUME, *(_shared_name(i) for i in range(len(req.shared_volumes)))}
+    volumes = [v for v in spec.get("volumes") or [] if v.get("name") not in own]
+    volumes.append({"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": req.home_claim}})
+    volumes += [
+        {"name": _shared_name(i), "persistentVolumeClaim": {"claimName": v.name, "readOnly": True}}
+        for i, v in enumerate(req.shared_volumes)
+    ]
+    spec["volumes"] = volumes
+    containers = list(spec.get("containers") or [])
+    index = next((i for i, c in enumerate(containers) if c.get("name") == "notebook"), 0)
+    if containers:
+        containers[index] = _lab_container(containers[index], req)
+    spec["containers"] = containers
+    return apply_floor(pod)
+
+
+def kubespawner_like_pod(req: PodRequest) -> Manifest:
+    """The pod KubeSpawner builds with its default settings for ``req`` (name, image, command,
+    port, environment, node selector, labels, working directory, uid and fs group): the base
+    that :func:`build_pod` gives to :func:`lab_pod`, for tools and tests without a spawner."""
+    container: Manifest = {
+        "name": "notebook",
+        "image": req.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": list(req.command),
+        "env": [{"name": k, "value": v} for k, v in req.env],
+        "ports": [{"name": "notebook-port", "containerPort": req.port}],
+        "resources": {},
+        "securityContext": {"runAsUser": req.uid, "allowPrivilegeEscalation": False},
+    }
+    if req.working_dir:
+        container["workingDir"] = req.working_dir
+    spec: Manifest = {
+        "automountServiceAccountToken": False,
+        "restartPolicy": "OnFailure",
+        "securityContext": {"fsGroup": req.fs_group},
+        "containers": [container],
+    }
+    if req.node_selector:
+        spec["nodeSelector"] = dict(req.node_selector)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": req.pod_name,
             "namespace": req.namespace,
-            "labels": pod_labels(req),
-            "annotations": annotations,
+            "labels": dict(req.extra_labels),
+            "annotations": {},
         },
         "spec": spec,
     }
+
+
+def build_pod(req: PodRequest) -> Manifest:
+    """The pod for one student's server, from a KubeSpawner-like base (see :func:`lab_pod`)."""
+    return lab_pod(kubespawner_like_pod(req), req)
 
 
 def build_pvc(req: PvcRequest) -> Manifest:
@@ -252,6 +301,26 @@ def build_pvc(req: PvcRequest) -> Manifest:
             "resources": {"requests": {"storage": format_memory(req.size_bytes)}},
         },
     }
+
+
+def lab_pvc(base: Manifest, req: PvcRequest) -> Manifest:
+    """KubeSpawner's home volume claim ``base`` with the profile's size and LabHub's labels (the
+    storage class, access modes, selector and extra labels stay KubeSpawner's)."""
+    pvc = copy.deepcopy(base)
+    meta = pvc.setdefault("metadata", {})
+    labels = {LABEL_MANAGED_BY: MANAGED_BY, **(meta.get("labels") or {})}
+    if req.username:
+        labels[LABEL_USER] = label_value(req.username)
+        meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_USER: req.username}
+    meta["labels"] = labels
+    spec = pvc.setdefault("spec", {})
+    resources = dict(spec.get("resources") or {})
+    resources["requests"] = {
+        **(resources.get("requests") or {}),
+        "storage": format_memory(req.size_bytes),
+    }
+    spec["resources"] = resources
+    return pvc
 
 
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")

@@ -112,8 +112,25 @@ def test_require_reference_lab(capsys: pytest.CaptureFixture[str]) -> None:
     )
     doc = json.loads(out)
     assert code == 3 and doc["seats_max"] == 40
-    assert {"model": "A100-SXM4-40GB", "count": 13, "extra": 3, "proven": True} in doc[
-        "alternatives"
+    assert {
+        "kind": "more-gpus",
+        "model": "A100-SXM4-40GB",
+        "count": 13,
+        "extra": 3,
+        "proven": True,
+    } in doc["alternatives"]
+    # 5 seats of 8 GiB per whole A100-40GB without MIG: the demand fits with sharing
+    sharing = [a for a in doc["alternatives"] if a["kind"] == "sharing"]
+    assert sharing == [
+        {
+            "kind": "sharing",
+            "model": None,
+            "count": 10,
+            "extra": 0,
+            "proven": True,
+            "allow_sharing": True,
+            "seats": 50,
+        }
     ]
 
 
@@ -133,11 +150,39 @@ def test_bad_multi_input(capsys: pytest.CaptureFixture[str], argv: list[str]) ->
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_exact_proves_everything(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB", "--format", "json"]
-    code, out, _ = run(capsys, *argv, "--exact")
+def test_every_answer_proven_and_sharing_said(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB"]
+    code, out, err = run(capsys, *argv, "--format", "json")
     doc = json.loads(out)
     assert code == 3 and doc["seats_max"] == 40 and doc["distinct_layouts_proven"] is True
-    assert all(a["proven"] for a in doc["alternatives"])
-    code, out, _ = run(capsys, "plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB")
+    assert all(a["proven"] for a in doc["alternatives"] if a["kind"] == "more-gpus")
+    assert err == ""
+    code, out, _ = run(capsys, *argv)
     assert "Distinct layouts: 1\n" in out and "not ruled out" not in out
+    assert "Fits without MIG: whole GPUs time-sliced serve all 50 seats" in out
+    # and with sharing allowed, that is the plan: every GPU shared, no alternatives
+    code, out, _ = run(capsys, *argv, "--allow-sharing")
+    assert code == 0 and "Feasible: yes (50 of 50 seats)" in out
+    assert "nvidia.com/mig.config=all-disabled" in out and "Fits without MIG" not in out
+
+
+def test_exact_is_accepted_and_says_it_does_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--gpus", "A100-40GB=10", "--require", "50:8GiB", "--format", "json"]
+    code, out, err = run(capsys, *argv, "--exact")
+    assert code == 3 and json.loads(out)["seats_max"] == 40
+    assert err.count("\n") == 1 and "--exact has no effect" in err
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "nan", "soon"])
+def test_bad_time_limit(capsys: pytest.CaptureFixture[str], limit: str) -> None:
+    argv = ["plan", "--gpus", "A100-40GB=1", "--require", "3:8GiB", "--time-limit", limit]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and "--time-limit" in err and "Traceback" not in err
+
+
+def test_time_limit_hit_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--gpus", "A100-40GB=250,A100-80GB=250,H100-80GB=250,A30-24GB=250"]
+    argv += ["--require", "1550:8GiB", "--require", "465::3g.20gb", "--require", "620:20GB"]
+    code, out, err = run(capsys, *argv, "--require", "465:40GB", "--time-limit", "1e-9")
+    assert code == 4 and out == "" and err.count("\n") == 1
+    assert "did not prove" in err and "--time-limit" in err

@@ -1,4 +1,5 @@
-"""Offline tests of the pod and PVC manifests, compared with literal dicts."""
+"""Offline tests of the pod and PVC manifests (LabHub's parts on a KubeSpawner-like base),
+compared with literal dicts."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from hub_ext.core.manifests import (
     build_pvc,
     format_cpu,
     format_memory,
+    lab_pod,
+    lab_pvc,
     label_value,
     retarget_pod,
 )
+from hub_ext.core.pod_floors import floor_violations
 from hub_ext.core.profiles.model import GpuRequest, SharedVolume
 
 SECURITY = {
@@ -67,7 +71,6 @@ def expected_pod(limits: dict[str, str], env: list[dict[str, str]], **spec: obje
         "restartPolicy": "OnFailure",
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": 1000,
             "fsGroup": 100,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
@@ -76,9 +79,9 @@ def expected_pod(limits: dict[str, str], env: list[dict[str, str]], **spec: obje
                 "name": "notebook",
                 "image": "registry.example.org/ml-101:2026.1",
                 "imagePullPolicy": "IfNotPresent",
-                "command": ["jupyterhub-singleuser"],
+                "args": ["jupyterhub-singleuser"],
                 "env": env,
-                "ports": [{"name": "notebook-port", "containerPort": 8888, "protocol": "TCP"}],
+                "ports": [{"name": "notebook-port", "containerPort": 8888}],
                 "resources": {
                     "requests": {
                         "cpu": "4",
@@ -249,3 +252,100 @@ def test_retarget_shared_mig_pod_keeps_sharing() -> None:
     assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/mig-2g.10gb.shared": "1"}
     assert "schedulingGates" not in moved["spec"]
     assert "uid" not in moved["metadata"] and "status" not in moved
+
+
+KUBESPAWNER_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {
+        "name": "jupyter-anna",
+        "labels": {"app.kubernetes.io/managed-by": "kubespawner", "lab.example/cohort": "2026"},
+        "annotations": {"hub.jupyter.org/username": "anna"},
+    },
+    "spec": {
+        "automountServiceAccountToken": False,
+        "serviceAccountName": "lab-student",
+        "tolerations": [{"key": "lab.example/dedicated", "operator": "Exists"}],
+        "volumes": [
+            {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}},
+            {"name": "scratch", "emptyDir": {}},
+        ],
+        "initContainers": [{"name": "prepare", "image": "busybox", "command": ["true"]}],
+        "containers": [
+            {
+                "name": "notebook",
+                "image": "registry.example.org/ml-101:2026.1",
+                "env": [
+                    {"name": "LAB_MODE", "value": "from-config"},
+                    {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+                ],
+                "resources": {"limits": {"ephemeral-storage": "2Gi", "cpu": "8"}},
+                "securityContext": {"runAsUser": 1500, "readOnlyRootFilesystem": True},
+                "volumeMounts": [
+                    {"name": "home", "mountPath": "/home/other"},
+                    {"name": "scratch", "mountPath": "/scratch"},
+                ],
+            },
+            {"name": "sidecar", "image": "busybox", "command": ["sleep", "1"]},
+        ],
+    },
+}
+
+
+def test_lab_pod_keeps_kubespawner_settings_and_adds_labhubs_parts() -> None:
+    req = request(env=(("LAB_MODE", "from-profile"), ("COURSE", "ml-101")))
+    pod = lab_pod(KUBESPAWNER_POD, req)
+    spec = pod["spec"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubespawner"
+    assert pod["metadata"]["labels"]["lab.example/cohort"] == "2026"
+    assert pod["metadata"]["labels"]["labhub.io/course"] == "ml-101"
+    assert pod["metadata"]["annotations"]["hub.jupyter.org/username"] == "anna"
+    assert spec["serviceAccountName"] == "lab-student"
+    assert spec["tolerations"] == KUBESPAWNER_POD["spec"]["tolerations"]
+    assert spec["schedulingGates"] == [{"name": "labhub.io/slice-admission"}]
+    # LabHub's home volume replaces one of the same name; other volumes stay
+    assert spec["volumes"] == [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "home", "persistentVolumeClaim": {"claimName": "claim-anna"}},
+    ]
+    notebook, sidecar = spec["containers"]
+    assert notebook["volumeMounts"] == [
+        {"name": "scratch", "mountPath": "/scratch"},
+        {"name": "home", "mountPath": "/home/jovyan"},
+    ]
+    env = {e["name"]: e["value"] for e in notebook["env"]}
+    assert env == {"LAB_MODE": "from-config", "COURSE": "ml-101"}  # the device plugin sets GPUs
+    assert notebook["resources"]["limits"] == {
+        "ephemeral-storage": "2Gi",
+        "cpu": "4",
+        "memory": "16Gi",
+        "nvidia.com/mig-1g.10gb": "1",
+    }
+    assert notebook["securityContext"]["runAsUser"] == 1500
+    assert notebook["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "resources" not in sidecar and "volumeMounts" not in sidecar
+    for container in [*spec["containers"], *spec["initContainers"]]:
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert floor_violations(pod) == []
+    assert KUBESPAWNER_POD["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == (
+        "{pvc_name}"
+    )  # the base is not changed
+
+
+def test_lab_pvc_sets_the_profile_size_and_keeps_kubespawners_claim() -> None:
+    base = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "claim-anna", "labels": {"component": "singleuser-storage"}},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "cephfs",
+            "resources": {"requests": {"storage": "10Gi"}},
+        },
+    }
+    pvc = lab_pvc(base, PvcRequest("claim-anna", "lab", "cephfs", 20 * GiB, "anna"))
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert pvc["metadata"]["labels"]["component"] == "singleuser-storage"
+    assert pvc["metadata"]["labels"]["labhub.io/user"] == "anna"

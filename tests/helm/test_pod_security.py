@@ -1,4 +1,4 @@
-"""Security of every pod the chart renders and of the user pods the spawner will create."""
+"""Security of every pod the chart renders and of the user pods LabKubeSpawner creates."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 from chart_render import CI_VALUES, PREVIOUS_DIR, PREVIOUS_VALUES, pod_specs, render
-from hub_config import load_hub_config
-from kubernetes_asyncio.client import ApiClient
-from kubespawner.objects import make_pod
+from chart_spawn import created_user_pod
 from pss import all_containers, restricted_violations
 
 ALL_SOURCES = [*CI_VALUES, *(str(PREVIOUS_DIR / v) for v in PREVIOUS_VALUES)]
@@ -116,58 +114,28 @@ def test_restricted_checker_catches_violations(mutate: Any, expected: str) -> No
     assert any(expected in v for v in restricted_violations(spec))
 
 
-async def _user_pod(tmp_path: Path, values: str, sets: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The pod KubeSpawner's make_pod builds from the spawner settings in the hub config."""
-    c = load_hub_config(
-        render(values, sets=sets), "lab" if "all-options" in values else "gpulab-labhub", tmp_path
-    )
-    s = c.LabKubeSpawner
-    pod = make_pod(
-        name="jupyter-alice",
-        cmd=["jupyterhub-singleuser"],
-        port=8888,
-        image=s.image,
-        image_pull_policy=s.image_pull_policy,
-        image_pull_secrets=[{"name": n} for n in s.image_pull_secrets],
-        node_selector=s.node_selector,
-        uid=s.uid,
-        gid=s.gid,
-        fs_gid=s.fs_gid,
-        allow_privilege_escalation=s.allow_privilege_escalation,
-        container_security_context=s.container_security_context,
-        pod_security_context=s.pod_security_context,
-        volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
-        volume_mounts=s.volume_mounts,
-        labels={**s.common_labels, **s.extra_labels},
-        cpu_limit=s.cpu_limit,
-        cpu_guarantee=s.cpu_guarantee,
-        mem_limit=s.mem_limit,
-        mem_guarantee=s.mem_guarantee,
-        extra_resource_limits={"nvidia.com/mig-1g.10gb": "1"},
-        extra_resource_guarantees={"nvidia.com/mig-1g.10gb": "1"},
-        automount_service_account_token=s.automount_service_account_token,
-        scheduler_name=s.scheduler_name if "scheduler_name" in s else None,
-        tolerations=s.tolerations,
-        priority_class_name=s.priority_class_name if "priority_class_name" in s else None,
-    )
-    async with ApiClient() as api:
-        return api.sanitize_for_serialization(pod)
+def _user_pod(tmp_path: Path, values: str, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The pod LabKubeSpawner creates, configured by the chart's hub config, on the cluster."""
+    fullname = "lab" if "all-options" in values else "gpulab-labhub"
+    return created_user_pod(render(values, sets=sets), fullname, tmp_path)
 
 
 @pytest.mark.parametrize(
     "values", ["defaults-values.yaml", "all-options-values.yaml", "oidc-values.yaml"]
 )
-async def test_user_pods_meet_restricted(tmp_path: Path, values: str) -> None:
-    pod = await _user_pod(tmp_path, values)
+def test_user_pods_meet_restricted(tmp_path: Path, values: str) -> None:
+    pod = _user_pod(tmp_path, values)
     assert restricted_violations(pod["spec"]) == []
-    container = pod["spec"]["containers"][0]
-    assert container["resources"]["limits"]["cpu"] in {4, "4"}
+    for container in all_containers(pod["spec"]):
+        resources = container.get("resources") or {}
+        assert {"cpu", "memory"} <= set(resources.get("limits") or {}), container["name"]
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "singleuser-server"
+    assert pod["status"]["phase"] == "Running"
 
 
-async def test_user_pod_security_follows_the_uid_value(tmp_path: Path) -> None:
-    pod = await _user_pod(tmp_path, "defaults-values.yaml", sets=("singleuser.uid=1500",))
+def test_user_pod_security_follows_the_uid_value(tmp_path: Path) -> None:
+    pod = _user_pod(tmp_path, "defaults-values.yaml", sets=("singleuser.uid=1500",))
     assert pod["spec"]["securityContext"]["runAsUser"] == 1500
     assert pod["spec"]["containers"][0]["securityContext"]["runAsUser"] == 1500
     assert restricted_violations(pod["spec"]) == []

@@ -16,6 +16,13 @@ from ldap_hubproc import HubProcess
 from hub_ext.adapters.ldap.reference_lab import Slapd, TlsFiles, write_tls_files
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Authenticators made in the test process keep their lock file (login_lock_file, relative
+    to the working directory) in the test's own directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def ldap_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return write_tls_files(tmp_path_factory.mktemp("ldap-tls"))

@@ -96,11 +96,17 @@ class HubProcess:
     extra_config: str
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
+    proxy_port: int = 0
     token: str = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def proxy_url(self) -> str:
+        """The public URL (configurable-http-proxy, when the config starts it)."""
+        return f"http://127.0.0.1:{self.proxy_port}"
 
     @property
     def log_path(self) -> Path:
@@ -112,10 +118,11 @@ class HubProcess:
     def start(self, timeout: float = 60.0) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.proxy_port = free_port()
         self.token = secrets.token_hex(16)
         head = HUB_CONFIG_HEAD.format(
             memory_proxy=MEMORY_PROXY,
-            proxy_port=free_port(),
+            proxy_port=self.proxy_port,
             hub_port=self.port,
             work=self.work,
             cookie_secret=secrets.token_hex(32),
@@ -171,8 +178,10 @@ _ERROR_RE = re.compile(r'class="login_error">(.*?)</p>', re.S)
 _XSRF_RE = re.compile(r'name="_xsrf"\s+value="([^"]+)"')
 
 
-def new_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+def new_session(source: str | None = None) -> aiohttp.ClientSession:
+    """A browser-like session; ``source`` is the loopback address it connects from."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0)) if source else None
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=connector)
 
 
 async def post_login(
@@ -181,17 +190,25 @@ async def post_login(
     username: str,
     password: str,
     client_ip: str | None = None,
+    base: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoginReply:
-    """GET the login page (xsrf cookie + field), then POST the form like a browser."""
-    headers = {"X-Forwarded-For": client_ip} if client_ip else {}
-    async with session.get(f"{hub.url}/hub/login", headers=headers) as r:
+    """GET the login page (xsrf cookie + field), then POST the form like a browser.
+
+    ``client_ip`` is sent as X-Forwarded-For (as a proxy on loopback would), ``base`` is the
+    URL to talk to (the hub itself by default), ``headers`` are sent with both requests."""
+    headers = dict(headers or {})
+    if client_ip:
+        headers["X-Forwarded-For"] = client_ip
+    base = base or hub.url
+    async with session.get(f"{base}/hub/login", headers=headers) as r:
         page = await r.text()
     match = _XSRF_RE.search(page)
     assert match, page[:500]
     form = {"_xsrf": unescape(match.group(1)), "username": username, "password": password}
     started = time.perf_counter()
     async with session.post(
-        f"{hub.url}/hub/login", data=form, headers=headers, allow_redirects=False
+        f"{base}/hub/login", data=form, headers=headers, allow_redirects=False
     ) as r:
         body = await r.text()
         status = r.status

@@ -8,6 +8,7 @@ or limits works.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,3 +166,12 @@ def policy_quotas(path: Path) -> dict[str, dict[str, int]]:
             "{name: maximum servers}"
         )
     return {str(k): {str(n): v for n, v in dict(v).items()} for k, v in quotas.items()}
+
+
+def kubespawner_override(profile: Any) -> dict[str, Any]:
+    """The profile's KubeSpawner settings (validated when the profile was loaded), by name: a
+    mapping as it is, or CourseProfile's (name, JSON text) pairs decoded."""
+    pairs = _get(profile, "kubespawner_override", default=()) or ()
+    if isinstance(pairs, Mapping):
+        return {str(k): v for k, v in pairs.items()}
+    return {str(k): json.loads(v) for k, v in pairs}

@@ -116,10 +116,12 @@ class DirectoryUser:
 
 @dataclass(frozen=True)
 class LoginResult:
-    """``user`` is None when the credentials were wrong or the user is not allowed by filter."""
+    """``user`` is None when the credentials were wrong or the user is not allowed by filter;
+    ``password_ok`` tells the two apart (a search_filter miss guessed no password)."""
 
     user: DirectoryUser | None
     reason: str = ""
+    password_ok: bool = False
 
 
 _TROUBLE = (
@@ -380,7 +382,7 @@ class LdapDirectory:
             )
             hits = s.search(lay.user_search_base or "", flt, lay.search_attributes)
             if len(hits) != 1:
-                return LoginResult(None, f"search_filter matched {len(hits)} entries")
+                return LoginResult(None, f"search_filter matched {len(hits)} entries", True)
         return LoginResult(self._describe(s, resolved, user_dn))
 
     def _lookup(self, s: _Session, username: str, _pw: str | None) -> DirectoryUser | None:

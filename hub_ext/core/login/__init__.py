@@ -1,1 +1,2 @@
-"""Login: directory identities and the login throttle."""
+"""Login: directory identities, the login throttle and the client address behind trusted
+proxies."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub_ext.core.mig.layouts import Layout
-from hub_ext.core.multiplan import MultiPlan
+from hub_ext.core.mig.planner.model import MultiPlan
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ enforces the ops :class:`~hub_ext.core.profiles.policy.Policy`. Every problem be
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import time
@@ -28,6 +29,7 @@ from hub_ext.core.profiles.model import (
     SharedVolume,
     Storage,
 )
+from hub_ext.core.profiles.overrides import override_problems
 from hub_ext.core.profiles.policy import Policy
 from hub_ext.core.profiles.validation import (
     FieldPath,
@@ -137,7 +139,14 @@ def _build(check: _Checker, data: Mapping[str, Any]) -> CourseProfile:
         limits=_limits(check, data.get("limits") or {}),
         env=_env(check, data.get("env") or {}),
         extra_apps=tuple(ExtraApp(x) for x in data.get("extra_apps") or ()),
+        kubespawner_override=_overrides(check, data.get("kubespawner_override") or {}),
     )
+
+
+def _overrides(check: _Checker, data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    for name, problem, accepted in override_problems(data):
+        check.err(("kubespawner_override", name), problem, accepted)
+    return tuple((str(k), json.dumps(v, sort_keys=True)) for k, v in sorted(data.items()))
 
 
 def _image(check: _Checker, ref: str) -> ImageRef:

@@ -144,6 +144,8 @@ class CourseProfile:
     limits: Limits
     env: tuple[tuple[str, str], ...]
     extra_apps: tuple[ExtraApp, ...]
+    kubespawner_override: tuple[tuple[str, str], ...] = ()
+    """KubeSpawner setting name and its value as JSON text, sorted by name."""
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""JupyterHub authenticators: LDAP, OIDC and the shared login gate."""
+"""JupyterHub authenticators: LDAP (with group refresh), OIDC and the shared login gate."""

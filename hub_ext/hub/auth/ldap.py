@@ -2,26 +2,20 @@
 
 A drop-in for jupyterhub-ldapauthenticator 2.0 (same trait names and meaning), plus several
 servers in failover order, hard timeouts, LDAP groups mapped to JupyterHub groups,
-``admin_groups``, failed-login throttling and group re-checks before every spawn.
-
-Spawners call :meth:`LabLDAPAuthenticator.check_course_access` before starting a course::
-
-    await spawner.user.authenticator.check_course_access(spawner.user, {"ml101-a", "ml101-b"})
-
-It raises :class:`CourseAccessError` (an HTTP 403 whose message names the missing group) when
-the directory no longer lists the user in any of the course's groups.
+``admin_groups``, failed-login throttling and group re-checks before every spawn
+(:mod:`hub_ext.hub.auth.ldap_refresh`, where spawners' ``check_course_access`` lives).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from jupyterhub.auth import Authenticator
-from tornado import web
+from ldap3.core.exceptions import LDAPSSLConfigurationError
 from traitlets import Bool, Int, List, Unicode, Union, UseEnum, default, observe
 from traitlets import validate as validate_trait
 
@@ -37,7 +31,6 @@ from hub_ext.core.login.identity import (
     GroupMapping,
     InvalidUsernameError,
     UsernamePolicy,
-    check_course_groups,
     first_rdn_value,
     looks_like_dn,
     matching_specs,
@@ -46,17 +39,17 @@ from hub_ext.core.login.identity import (
 )
 from hub_ext.core.login.throttle import ThrottlePolicy
 from hub_ext.hub.auth.gate import (
-    EMPTY_PASSWORD,
-    NOT_ALLOWED,
     UNAVAILABLE,
-    WRONG_CREDENTIALS,
+    LockFile,
     LoginError,
     LoginGate,
-    client_address,
+    ProxyTrust,
     failure_reason,
     record_login,
+    request_address,
     safe_name,
 )
+from hub_ext.hub.auth.ldap_refresh import CourseAccessError, GroupRefresh
 from hub_ext.hub.auth.ldap_traits import LDAPAuthenticator
 
 
@@ -68,20 +61,12 @@ class TlsStrategy(enum.Enum):
     insecure = 3  # no TLS (never for real passwords)
 
 
-class CourseAccessError(web.HTTPError):
-    """The user is not (any more) in a group that a course requires."""
-
-    def __init__(self, message: str, missing: tuple[str, ...]) -> None:
-        super().__init__(403, message.replace("%", "%%"))
-        self.message = message
-        self.missing = missing
+class LdapConfigurationError(LoginError, LDAPSSLConfigurationError):
+    """The LDAP settings cannot work (a missing CA file): HTTP 503 on the login page, and the
+    same ldap3 error that ldapauthenticator raises."""
 
 
-#: How long a group look-up made by refresh_user is reused by check_course_access.
-FRESH_SECONDS = 10.0
-
-
-class LabLDAPAuthenticator(LDAPAuthenticator):
+class LabLDAPAuthenticator(GroupRefresh, LDAPAuthenticator):
     """Log in against campus LDAP servers; see docs/reference/authenticators.md."""
 
     server_address = Unicode(
@@ -133,12 +118,15 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
     def _validate_bind_dn_template(self, proposal: dict[str, Any]) -> list[str]:
         value = proposal["value"]
         items = [value] if isinstance(value, str) else list(value)
+        if "" in items:
+            self.log.warning("Ignoring blank 'bind_dn_template' entry!")
         return [t for t in items if t]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._directory: LdapDirectory | None = None
         self._gate: LoginGate | None = None
+        self._proxies: ProxyTrust | None = None
         self._fresh: dict[str, tuple[float, tuple[str, ...]]] = {}
 
     # -- derived settings ----------------------------------------------------------------------
@@ -199,7 +187,15 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
                     self.lookup_dn_user_dn_attribute if self.use_lookup_dn_username else None
                 ),
             )
-            self._directory = LdapDirectory(settings, layout, self.log.getChild("ldap"))
+            try:
+                self._directory = LdapDirectory(settings, layout, self.log.getChild("ldap"))
+            except LDAPSSLConfigurationError as e:
+                self.log.error(
+                    "LDAP TLS settings cannot work (%s): check that tls_ca_file (or "
+                    "tls_kwargs['ca_certs_file']) names a readable PEM file",
+                    e,
+                )
+                raise LdapConfigurationError(503, UNAVAILABLE) from e
         return self._directory
 
     @property
@@ -210,15 +206,36 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
     @property
     def gate(self) -> LoginGate:
         if self._gate is None:
+            window = float(self.failed_login_window)
+            store = LockFile(self.login_lock_file, self.audit) if self.login_lock_file else None
             self._gate = LoginGate(
                 ThrottlePolicy(
                     username_limit=self.failed_login_limit,
                     address_limit=self.failed_login_address_limit,
-                    window_seconds=float(self.failed_login_window),
+                    spray_limit=self.failed_login_spray_limit,
+                    window_seconds=window,
+                    lock_seconds=window,
                 ),
                 self.audit,
+                store=store,
             )
         return self._gate
+
+    @property
+    def proxies(self) -> ProxyTrust:
+        if self._proxies is None:
+            self._proxies = ProxyTrust(self.trusted_proxies, self.log)
+        return self._proxies
+
+    async def client_address(self, handler: Any) -> str:
+        """The login request's client address (see trusted_proxies). The request's
+        ``remote_ip`` is set to it, so that JupyterHub's own log line shows the same."""
+        address = request_address(handler, await self.proxies.refresh())
+        request = getattr(handler, "request", None)
+        if request is not None and address != "unknown":
+            with contextlib.suppress(AttributeError):
+                request.remote_ip = address
+        return address
 
     # -- login ----------------------------------------------------------------------------------
 
@@ -246,8 +263,12 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         order = self._directory.health.order()
         return order[0].url if order else "none"
 
-    async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any]:
-        """Log in against the directory and record ``labhub_ldap_login_*`` metrics."""
+    async def authenticate(self, handler: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Log in against the directory and record ``labhub_ldap_login_*`` metrics.
+
+        As in ldapauthenticator 2.0, None refuses the login (wrong password, unknown user,
+        invalid or blank name, blank password, not allowed, search_filter miss) and JupyterHub
+        shows its own message; lockouts raise HTTP 429 and an unreachable directory 503."""
         started = time.monotonic()
         before = self._down_marks()
         note: list[str] = [""]
@@ -258,6 +279,12 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             answered = "none" if note[0] == "invalid-username" else self._answering_server()
             record_login(time.monotonic() - started, failure_reason(e, note[0]), answered, down)
             raise
+        if model is None:
+            answered = "none" if note[0] == "invalid-username" else self._answering_server()
+            reason = note[0] or "bad-credentials"
+            down = self._newly_down(before)
+            record_login(time.monotonic() - started, reason, answered, down)
+            return None
         record_login(time.monotonic() - started, None, "", self._newly_down(before))
         return model
 
@@ -267,10 +294,10 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
 
     async def _check_login(
         self, handler: Any, data: dict[str, Any], note: list[str]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         raw = self._raw_username(handler, data)
         password = data.get("password")
-        address = client_address(handler)
+        address = await self.client_address(handler)
         gate = self.gate
         gate.before(raw, address)
         policy = UsernamePolicy(self.valid_username_regex, self.max_username_length)
@@ -278,10 +305,12 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             username = normalise_username(raw, policy)
         except InvalidUsernameError as e:
             note[0] = "invalid-username"
-            gate.failed(raw, address, f"invalid username ({e.problem.value})", e.message, 403)
+            gate.refused(raw, address, f"invalid username ({e.problem.value})")
+            return None
         if password_is_blank(password):
             note[0] = "bad-credentials"
-            gate.failed(username, address, "blank password", EMPTY_PASSWORD, 403)
+            gate.refused(username, address, "blank password")
+            return None
         gate.before(username, address)
         try:
             result = await self.directory.authenticate(username, str(password))
@@ -292,7 +321,11 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             raise LoginError(503, UNAVAILABLE) from None
         if result.user is None:
             note[0] = "bad-credentials"
-            gate.failed(username, address, result.reason, WRONG_CREDENTIALS, 403)
+            if result.password_ok:
+                gate.refused(username, address, result.reason)
+            else:
+                gate.failed(username, address, result.reason, str(password))
+            return None
         user = result.user
         login_name = self.normalize_username(
             user.username if self.use_lookup_dn_username else username
@@ -300,7 +333,8 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
         model = self._auth_model(login_name, user)
         if not self.allow_all and not await self._allowed(login_name, model):
             note[0] = "not-in-group"
-            gate.failed(username, address, "not in allowed_groups", NOT_ALLOWED, 403)
+            gate.refused(username, address, "not in allowed_groups or allowed_users")
+            return None
         self._remember(login_name, model["groups"])
         gate.succeeded(
             username, address, f"server={user.server} groups={','.join(model['groups'])}"
@@ -314,9 +348,16 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
             "name": name,
             "groups": groups,
             "auth_state": {
-                "user_dn": user.dn,
-                "ldap_groups": [g.dn for g in user.groups],
+                # As in ldapauthenticator: the allowed_groups entries the user is in.
+                "ldap_groups": [
+                    spec
+                    for spec in self.allowed_groups or []
+                    if matching_specs([spec], user.groups, mapping)
+                ],
                 "user_attributes": dict(user.attributes),
+                # LabHub's additions.
+                "user_dn": user.dn,
+                "ldap_group_dns": [g.dn for g in user.groups],
             },
         }
         if self.admin_groups:
@@ -326,7 +367,7 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
 
     def _directory_groups(self, auth_model: dict[str, Any]) -> list[DirectoryGroup]:
         state = auth_model.get("auth_state") or {}
-        groups = [DirectoryGroup(dn, _rdn_or(dn)) for dn in state.get("ldap_groups", [])]
+        groups = [DirectoryGroup(dn, _rdn_or(dn)) for dn in state.get("ldap_group_dns", [])]
         groups += [DirectoryGroup("", g) for g in auth_model.get("groups") or []]
         return groups
 
@@ -340,108 +381,6 @@ class LabLDAPAuthenticator(LDAPAuthenticator):
 
     async def check_allowed(self, username: str, authentication: Any = None) -> bool:
         return await self._allowed(username, authentication or {})
-
-    # -- refresh and course access --------------------------------------------------------------
-
-    def _remember(self, name: str, groups: Iterable[str]) -> None:
-        self._fresh[name] = (time.monotonic(), tuple(groups))
-
-    async def refresh_user(self, user: Any, handler: Any = None) -> bool | dict[str, Any]:
-        """Re-read the user's groups with the service account (every refresh_interval s
-        and before each spawn). False when the user is gone or no longer allowed.
-
-        Without lookup_dn_search_user there is no account to read groups with: the groups from
-        the last login stay in force (True). True as well when the directory says what the hub
-        already has (see :meth:`_hub_is_current`)."""
-        refreshed = await self._refresh(user)
-        if isinstance(refreshed, dict) and await self._hub_is_current(user, refreshed):
-            return True
-        return refreshed
-
-    async def _hub_is_current(self, user: Any, model: dict[str, Any]) -> bool:
-        """True when storing ``model`` would change nothing in the hub's database.
-
-        JupyterHub stores a refreshed auth model with ``auth_to_user`` (admin flag, default
-        roles, groups, auth_state) and commits; before every spawn that is a database round
-        trip on the hub's event loop for a student whose groups did not change. This checks
-        the same fields ``auth_to_user`` writes; anything it cannot check means False."""
-        try:
-            admin = bool(user.admin)
-            groups = {g.name for g in user.groups}
-            roles = {r.name for r in user.roles}
-            stored = user.encrypted_auth_state
-        except AttributeError:
-            return False
-        if "admin" in model and bool(model["admin"]) != admin:
-            return False
-        if "user" not in roles or ("admin" in roles) != admin:
-            return False
-        if self.manage_groups and groups != set(model["groups"]):
-            return False
-        if self.manage_roles and model.get("roles") is not None:
-            return False
-        if not self.enable_auth_state:
-            return stored is None
-        if self.reconcile_auth_state_hook is not None or stored is None:
-            return False
-        return bool(await user.get_auth_state() == model.get("auth_state"))
-
-    async def _refresh(self, user: Any) -> bool | dict[str, Any]:
-        """The user's auth model as the directory has it now (or False, or True: see
-        :meth:`refresh_user`)."""
-        if not self.lookup_dn_search_user:
-            return True
-        try:
-            found = await self.directory.lookup(user.name)
-        except LdapUnavailableError as e:
-            self.log.warning("Keeping groups of %s: LDAP unavailable (%s)", user.name, e)
-            return True
-        if found is None:
-            self._remember(user.name, ())
-            self.audit.warning("refresh user=%s: no longer in the directory", safe_name(user.name))
-            return False
-        model = self._auth_model(user.name, found)
-        if not self.allow_all and not await self._allowed(user.name, model):
-            # Token-authenticated spawns may go on with stale auth (auth_refresh_strict is
-            # False by default), so course checks must see the loss of every group right away.
-            self._remember(user.name, ())
-            self.audit.warning("refresh user=%s: no longer in allowed_groups", safe_name(user.name))
-            return False
-        self._remember(user.name, model["groups"])
-        self.audit.info(
-            "refresh user=%s groups=%s", safe_name(user.name), ",".join(model["groups"])
-        )
-        return model
-
-    async def current_groups(self, user: Any) -> tuple[str, ...]:
-        """The user's hub groups, at most FRESH_SECONDS old (else read from the directory)."""
-        seen = self._fresh.get(user.name)
-        if seen is not None and time.monotonic() - seen[0] < FRESH_SECONDS:
-            return seen[1]
-        refreshed = await self._refresh(user)
-        if refreshed is False:
-            return ()
-        if isinstance(refreshed, dict):
-            return tuple(refreshed["groups"])
-        if seen is not None:  # no service account, or LDAP unavailable: last known groups
-            return seen[1]
-        return tuple(g.name for g in getattr(user, "groups", []))
-
-    async def check_course_access(self, user: Any, required_groups: Iterable[str]) -> None:
-        """Raise CourseAccessError unless the user is in one of ``required_groups``.
-
-        Group names are JupyterHub group names (after group_name_map). An empty set allows
-        everyone. Spawners call this before starting a course's server.
-        """
-        required = tuple(required_groups)
-        if not required:
-            return
-        access = check_course_groups(user.name, required, await self.current_groups(user))
-        if not access.allowed:
-            self.audit.warning(
-                "spawn refused user=%s missing=%s", safe_name(user.name), ",".join(access.missing)
-            )
-            raise CourseAccessError(access.message, access.missing)
 
 
 def _rdn_or(dn: str) -> str:

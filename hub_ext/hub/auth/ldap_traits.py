@@ -203,29 +203,56 @@ class LDAPAuthenticator(Authenticator):
     failed_login_limit = Int(
         5,
         config=True,
-        help="""Failed logins of one login name within failed_login_window that lock it until
-        the oldest failure leaves the window; 0 disables throttling per name.""",
+        help="""Failed logins of one login name within failed_login_window that lock that name
+        (from every address, and no other name) for failed_login_window seconds; 0 disables
+        the lock per name.""",
     )
     failed_login_address_limit = Int(
+        100,
         config=True,
-        help="""Failed logins from one client address within failed_login_window that lock that
-        address; defaults to failed_login_limit. Raise it when many students share one
-        address (NAT); 0 disables throttling per address.""",
+        help="""Different login names that failed from one client address within
+        failed_login_window, and have not logged in from it since, that lock the address for
+        failed_login_window seconds (password spraying with many passwords). Keep it above the
+        number of students behind one address (a lab room's NAT): a student who logs in
+        stops counting. 0 disables this lock.""",
+    )
+    failed_login_spray_limit = Int(
+        10,
+        config=True,
+        help="""Different login names that failed from one client address with the same wrong
+        password within failed_login_window that lock the address (password spraying). Only a
+        one-byte keyed hash of each wrong password is kept, in memory, for this; students who
+        mistype their own passwords do not look alike. 0 disables this lock.""",
     )
     failed_login_window = Int(
         300,
         config=True,
-        help="""Length in seconds of the sliding window in which failed logins are counted.""",
+        help="""Seconds in which failed logins are counted, and how long a lock lasts.""",
     )
+    login_lock_file = Unicode(
+        "labhub-login-locks.json",
+        config=True,
+        help="""File (relative to the hub's working directory, where jupyterhub.sqlite lives
+        by default) in which the login locks in force are kept, so that a hub restart does not
+        lift them. It is rewritten whenever a lock is set. Empty keeps locks in memory only.""",
+    )
+    trusted_proxies = List(
+        Unicode(),
+        ["127.0.0.0/8", "::1/128"],
+        config=True,
+        help="""The proxies in front of the hub whose X-Forwarded-For entries are believed:
+        IP addresses, networks (CIDR, such as the Ingress controller's pod network
+        "10.42.0.0/16") or host names (resolved every 30 s, such as a headless Service of the
+        proxy pods). The client address used by the login throttle and the audit log is the
+        hop nearest to these proxies; X-Real-Ip and headers from any other peer are ignored.
+        The default trusts only proxies on the hub's own host (loopback).""",
+    )
+
     escape_userdn = Bool(
         False,
         config=True,
         help="""Accepted for ldapauthenticator compatibility; user names are always escaped.""",
     )
-
-    @default("failed_login_address_limit")
-    def _failed_login_address_limit_default(self) -> int:
-        return int(self.failed_login_limit)
 
     @default("auth_refresh_age")
     def _auth_refresh_age_default(self) -> int:

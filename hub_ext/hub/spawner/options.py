@@ -56,7 +56,7 @@ class LabProfileOptions:
 
     # -- form and options -----------------------------------------------------------------------
 
-    async def _render_options_form(self) -> str:
+    async def _lab_options_form(self) -> str:
         controller = await self.admission()
         totals = controller.totals()
         now = datetime.now(UTC)
@@ -132,6 +132,7 @@ class LabProfileOptions:
                     )
         self._lab_profile = profile
         self._lab_gpu = bool(prof.slice_types(profile))
+        self._apply_profile_overrides(profile)
         self._extend_start_timeout()
         self.image = prof.image(profile, self.image)
         default_url = getattr(profile, "default_url", None)

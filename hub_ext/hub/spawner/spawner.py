@@ -1,32 +1,30 @@
 """LabKubeSpawner: one student's lab server with a course image, a GPU slice and a home volume.
 
-The spawner keeps KubeSpawner's traits and machinery (reflectors, PVC and pod creation, stop,
-state) and changes three things:
+The spawner is KubeSpawner with LabHub's parts added through its public surface:
 
 * the choice is a course profile from the profile loader, filtered by the user's JupyterHub
   groups, validated as untrusted input in ``apply_user_options``;
-* the pod and PVC come from the pure builders in :mod:`hub_ext.core.manifests`;
-* a GPU pod is created behind the ``labhub.io/slice-admission`` scheduling gate and waits in the
-  slice admission queue (with its own ``queue_timeout``) before the usual ``start_timeout``
-  applies; ``progress()`` shows the live queue position.
+* the pod is KubeSpawner's own manifest (``get_pod_manifest``: ``make_pod`` with all its
+  settings) with LabHub's parts applied by :func:`hub_ext.core.manifests.lab_pod`: the profile's
+  resources and volumes, the GPU request and the scheduling gate, ``NVIDIA_VISIBLE_DEVICES=void``
+  for CPU-only servers, course labels and the security floor (:mod:`hub_ext.core.pod_floors`);
+  a setting that would loosen the floor is refused when the spawner is configured;
+* a GPU pod waits in the slice admission queue (with its own ``queue_timeout``) before the usual
+  ``start_timeout`` applies; ``progress()`` shows the live queue position.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
-from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Enum, Int, Unicode, default
+from traitlets.config import Config
 
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import (
@@ -39,30 +37,56 @@ from hub_ext.adapters.k8s.admission import (
 )
 from hub_ext.core.admission.messages import format_admitted, format_waiting
 from hub_ext.core.admission.model import Admitted, Waiting
-from hub_ext.core.capacity.model import SliceType
 from hub_ext.core.k8s_names import SliceStrategy
-from hub_ext.core.manifests import (
-    SLICE_GATE,
-    PodRequest,
-    PvcRequest,
-    build_pod,
-    build_pvc,
-)
-from hub_ext.hub import metrics
+from hub_ext.core.manifests import PodRequest, PvcRequest, lab_pod, lab_pvc
+from hub_ext.core.pod_floors import FloorError, setting_violations
+from hub_ext.core.profiles.overrides import override_problems
 from hub_ext.hub.spawner.admission import (
-    SpawnTracker,
     admission_quotas,
     controller_for,
     existing_controller,
     stop_admission_controllers,
 )
-from hub_ext.hub.spawner.k8s import create_pod, create_pvc
 from hub_ext.hub.spawner.options import LabProfileOptions, refuse
+from hub_ext.hub.spawner.seams import set_start_future
+from hub_ext.hub.spawner.start import LabStart
 
-__all__ = ["LabKubeSpawner", "profile_slugs", "stop_admission_controllers"]
+__all__ = [
+    "FLOOR_TRAITS",
+    "LabKubeSpawner",
+    "check_security_floor",
+    "profile_slugs",
+    "stop_admission_controllers",
+]
+
+#: KubeSpawner settings that could loosen the pod security floor (checked at configuration).
+FLOOR_TRAITS = (
+    "privileged",
+    "allow_privilege_escalation",
+    "uid",
+    "automount_service_account_token",
+    "container_security_context",
+    "pod_security_context",
+    "extra_pod_config",
+    "extra_container_config",
+    "init_containers",
+    "extra_containers",
+)
 
 
-class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
+def check_security_floor(config: Config | Mapping[str, Any]) -> None:
+    """Refuse (FloorError naming each setting) a hub configuration whose spawner settings
+    would loosen the security floor; call it at the end of ``jupyterhub_config.py``."""
+    merged: dict[str, Any] = {}
+    for section in ("Spawner", "KubeSpawner", "LabKubeSpawner"):
+        values = config.get(section) or {}
+        merged.update({k: v for k, v in dict(values).items() if k in FLOOR_TRAITS})
+    problems = setting_violations({k: v for k, v in merged.items() if not callable(v)})
+    if problems:
+        raise FloorError(f"c.LabKubeSpawner.{p}" for p in problems)
+
+
+class LabKubeSpawner(LabStart, LabProfileOptions, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner for GPU teaching labs: course profiles, MIG slices and a fair queue."""
 
     profiles_dir = Unicode(
@@ -127,6 +151,30 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         help="""Size of a student's home volume when the course profile names none.""",
     )
 
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="""Where the student's home volume is mounted in the notebook container.""",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("config") is not None:
+            check_security_floor(kwargs["config"])  # before KubeSpawner connects anywhere
+        super().__init__(*args, **kwargs)
+        values = {name: getattr(self, name) for name in FLOOR_TRAITS}
+        problems = setting_violations({k: v for k, v in values.items() if not callable(v)})
+        if problems:
+            raise FloorError(f"c.LabKubeSpawner.{p}" for p in problems)
+        if self.services_enabled:
+            raise ValueError(
+                "c.LabKubeSpawner.services_enabled = True is not supported: LabHub reaches "
+                "each server on its pod IP and creates no per-user Service. Remove the setting."
+            )
+
+    @default("cmd")
+    def _cmd_default(self) -> list[str]:
+        return ["jupyterhub-singleuser"]
+
     @default("pvc_name_template")
     def _pvc_name_template_default(self) -> str:
         return "claim-{user_server}"
@@ -141,7 +189,7 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
 
     @default("options_form")
     def _options_form_default(self) -> Callable[..., Any]:
-        return LabProfileOptions._render_options_form
+        return LabProfileOptions._lab_options_form
 
     # -- admission controller -------------------------------------------------------------------
 
@@ -159,7 +207,7 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         return await controller_for(self.api.api_client, self.namespace, policy, self.queue_timeout)
 
     def _deserialize(self, data: dict[str, Any], kind: str) -> Any:
-        """A kubernetes_asyncio model (what KubeSpawner's helpers expect) from a dict."""
+        """A kubernetes_asyncio model (what KubeSpawner's hooks expect) from a dict."""
 
         class _Response:
             def __init__(self, body: dict[str, Any]) -> None:
@@ -174,25 +222,31 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         return mine[0] if mine else None
 
     def get_pvc_manifest(self) -> Any:
-        return self._deserialize(self._pvc_body(), "V1PersistentVolumeClaim")
+        """KubeSpawner's home volume claim with the profile's size and LabHub's labels."""
+        return self._deserialize(self.pvc_body(), "V1PersistentVolumeClaim")
 
-    async def get_pod_manifest(self) -> Any:
-        return self._deserialize(self._pod_body(), "V1Pod")
-
-    def _pvc_body(self) -> dict[str, Any]:
-        """The home volume's manifest (the spawner creates it from this dict)."""
+    def pvc_body(self) -> dict[str, Any]:
+        """The home volume's manifest as a dict (what the spawner sends)."""
+        base = self.api.api_client.sanitize_for_serialization(super().get_pvc_manifest())
         profile = getattr(self, "_lab_profile", None)
         size = prof.home_size(profile) if profile is not None else 250 * 2**30
-        return build_pvc(
-            PvcRequest(self.pvc_name, self.namespace, self.storage_class, size, self.user.name)
-        )
+        req = PvcRequest(self.pvc_name, self.namespace, self.storage_class, size, self.user.name)
+        return lab_pvc(base, req)
 
-    def _pod_body(self) -> dict[str, Any]:
-        """The pod's manifest (the spawner creates the pod from this dict)."""
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod (all its settings) with LabHub's parts applied (see
+        :func:`hub_ext.core.manifests.lab_pod`); ``modify_pod_hook`` runs on this at start."""
+        return self._deserialize(await self.pod_body(), "V1Pod")
+
+    async def pod_body(self) -> dict[str, Any]:
+        """The pod's manifest as a dict: what :meth:`get_pod_manifest` returns, unparsed."""
+        await self.load_user_options()
+        base = await super().get_pod_manifest()
+        return lab_pod(self.api.api_client.sanitize_for_serialization(base), self._pod_request())
+
+    def _pod_request(self) -> PodRequest:
         profile = self._lab_profile
         cpu_g, cpu_l, mem_g, mem_l = prof.resources(profile)
-        env = {**prof.env(profile), **self.get_env()}
-        command = [*(self.cmd or ["jupyterhub-singleuser"]), *self.get_args()]
         group = self._seminar_group(profile)
         notes = {
             ANNOTATION_ENQUEUED: datetime.now(UTC).isoformat(),
@@ -204,7 +258,7 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             notes[ANNOTATION_IDLE] = str(idle)
         if runtime:
             notes[ANNOTATION_RUNTIME] = str(runtime)
-        req = PodRequest(
+        return PodRequest(
             pod_name=self.pod_name,
             namespace=self.namespace,
             username=self.user.name,
@@ -212,10 +266,10 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             course=prof.slug(profile),
             group=group,
             image=self.image,
-            command=tuple(command),
+            command=tuple(self.cmd or ()),
             port=self.port,
             home_claim=self.pvc_name,
-            env=tuple(sorted(env.items())),
+            env=tuple(sorted(prof.env(profile).items())),
             strategy=SliceStrategy.parse(self.slice_strategy),
             gpu=prof.gpu_request(profile),
             gpu_product=self.gpu_product,
@@ -223,15 +277,40 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
             cpu_limit=cpu_l,
             memory_guarantee=mem_g,
             memory_limit=mem_l,
+            home_mount=self.home_mount_path,
             shared_volumes=prof.shared_volumes(profile),
-            node_selector=tuple(sorted(self.node_selector.items())),
-            extra_labels=tuple(sorted(self._build_pod_labels({}).items())),
             annotations=tuple(sorted(notes.items())),
-            working_dir=self.working_dir or None,
         )
-        return build_pod(req)
 
     # -- start, queue, progress ----------------------------------------------------------------
+
+    def start(self) -> asyncio.Future[str]:
+        """Start the server (as KubeSpawner's ``start``, keeping the future that ends
+        ``progress()``); the steps are :meth:`LabStart._lab_start`."""
+        return set_start_future(self, asyncio.ensure_future(self._lab_start()))
+
+    def _apply_profile_overrides(self, profile: Any) -> None:
+        """Set the profile's ``kubespawner_override`` settings, after undoing those of the
+        profile this spawner started before."""
+        for name, value in getattr(self, "_lab_saved_traits", {}).items():
+            setattr(self, name, value)
+        self._lab_saved_traits: dict[str, Any] = {}
+        overrides = prof.kubespawner_override(profile)
+        problems = override_problems(overrides)
+        if problems:
+            listed = "; ".join(f"{name} {problem}" for name, problem, _ in problems)
+            self.log.error(
+                "profile %s: kubespawner_override refused: %s", prof.slug(profile), listed
+            )
+            raise refuse(
+                500,
+                "profile-invalid",
+                f"The course profile {prof.slug(profile)} has KubeSpawner settings LabHub "
+                f"refuses ({listed}). Please tell the course's lecturer.",
+            )
+        self._lab_saved_traits = {name: getattr(self, name) for name in overrides}
+        for name, value in overrides.items():
+            setattr(self, name, value)
 
     def _extend_start_timeout(self) -> None:
         # JupyterHub bounds the whole start by start_timeout: let it cover the queue as well,
@@ -239,170 +318,6 @@ class LabKubeSpawner(LabProfileOptions, KubeSpawner):  # type: ignore[misc]
         if getattr(self, "_pod_start_timeout", None) is None:
             self._pod_start_timeout = self.start_timeout
         self.start_timeout = self._pod_start_timeout + (self.queue_timeout if self._lab_gpu else 0)
-
-    async def _existing_gated_pod(self) -> dict[str, Any] | None:
-        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
-        if (
-            pod
-            and any(g.get("name") == SLICE_GATE for g in pod["spec"].get("schedulingGates") or [])
-            and not pod["metadata"].get("deletionTimestamp")
-        ):
-            return pod
-        return None
-
-    async def _start(self) -> str:
-        with SpawnTracker(self.namespace, self.user.name, self.name):
-            return await self._start_lab()
-
-    async def _start_lab(self) -> str:
-        t0 = time.perf_counter()
-        await self.load_user_options()
-        await self._start_watching_pods()
-        controller = await self.admission() if self._lab_gpu else None
-        if controller is not None:
-            self._check_capacity(controller)
-        # the home volume and the pod are created together: the pod waits for its claim
-        steps = [self._create_pod()]
-        if self.storage_pvc_ensure and not self._pvc_exists:
-            steps.append(self._create_home_volume())
-        await asyncio.gather(*steps)
-        created = time.perf_counter()
-        if controller is not None:
-            await self._wait_for_slice(controller)
-        admitted = time.perf_counter()
-        pod = await self._wait_for_running(f"{self.namespace}/{self.pod_name}", controller)
-        self.pod_id = pod["metadata"]["uid"]
-        running = time.perf_counter()
-        await self._wait_for_port(pod)
-        self.log.info(
-            "lab spawn timings for %s: pod created %.3f s, admitted %.3f s, running %.3f s, "
-            "answering %.3f s",
-            self._log_name,
-            created - t0,
-            admitted - t0,
-            running - t0,
-            time.perf_counter() - t0,
-        )
-        return self._get_pod_url(pod)
-
-    async def _create_home_volume(self) -> None:
-        await self._failing(
-            "home-volume",
-            exponential_backoff(
-                partial(create_pvc, self, self._pvc_body(), self.k8s_api_request_timeout),
-                f"Could not create the home volume {self.pvc_name}",
-                timeout=self.k8s_api_request_retry_timeout,
-            ),
-        )
-        self._pvc_exists = True
-
-    async def _create_pod(self) -> None:
-        ref_key = f"{self.namespace}/{self.pod_name}"
-        queued = await self._existing_gated_pod()
-        if queued is not None:
-            # queued before a hub restart: take the pod back with its place in the queue
-            await self._annotate(queued, {ANNOTATION_DETACHED: None})
-            return
-        pod = self._pod_body()
-        await self._failing(
-            "pod-create",
-            exponential_backoff(
-                partial(create_pod, self, pod, self.k8s_api_request_timeout),
-                f"Could not create pod {ref_key}",
-                timeout=self.k8s_api_request_retry_timeout,
-            ),
-        )
-
-    async def _wait_for_port(self, pod: dict[str, Any]) -> None:
-        """Wait (cheaply, every 50 ms) until the server accepts connections, so that the hub's
-        own readiness check, which backs off exponentially, succeeds on its first try."""
-        host = (pod.get("status") or {}).get("podIP")
-        if not host:
-            return
-        deadline = time.monotonic() + self.http_timeout
-        while time.monotonic() < deadline:
-            try:
-                async with asyncio.timeout(1):
-                    _, writer = await asyncio.open_connection(host, self.port)
-            except (OSError, TimeoutError):
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-
-    async def _failing(self, reason: str, step: Any) -> Any:
-        """Await ``step``; count a failure in ``labhub_spawn_failures`` with ``reason``."""
-        try:
-            return await step
-        except web.HTTPError:
-            raise
-        except Exception:
-            metrics.SPAWN_FAILURES.labels(reason).inc()
-            raise
-
-    def _check_capacity(self, controller: AdmissionController) -> None:
-        """Refuse at once a profile whose slice types no node of the lab offers."""
-        types = prof.slice_types(self._lab_profile)
-        totals = controller.totals()
-        if any(t in totals and totals[SliceType(t)].capacity > 0 for t in types):
-            return
-        offered = ", ".join(sorted(t for t, c in totals.items() if c.capacity)) or "none"
-        raise refuse(
-            503,
-            "no-capacity",
-            f"No node of this lab offers a {' or '.join(types)} GPU slice, so "
-            f"{prof.slug(self._lab_profile)} cannot start; slice types offered now: {offered}. "
-            "Ask the course's lecturer to choose one of them.",
-        )
-
-    async def _wait_for_running(
-        self, ref_key: str, controller: AdmissionController | None
-    ) -> dict[str, Any]:
-        timeout = getattr(self, "_pod_start_timeout", self.start_timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            pod = self.pod_reflector.pods.get(ref_key)
-            if self.is_pod_running(pod):
-                return dict(pod)
-            if time.monotonic() > deadline:
-                metrics.SPAWN_FAILURES.labels("start-timeout").inc()
-                granted = "was given a GPU slice but " if controller is not None else ""
-                raise web.HTTPError(
-                    503,
-                    f"Your server {granted}did not start in {timeout} seconds; "
-                    "try again, and tell the lab's operators if it keeps happening.",
-                )
-            # the controller's pass follows every pod event; the reflector may lag a little
-            if controller is not None and controller.running:
-                await controller.wait_for_change(self.user.name, self.name, 0.25)
-            else:
-                await asyncio.sleep(0.1)
-
-    async def _wait_for_slice(self, controller: AdmissionController) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.queue_timeout
-        controller.poke()
-        while True:
-            status = controller.status(self.user.name, self.name)
-            if isinstance(status, Admitted) or (
-                status is None
-                and await self._existing_gated_pod() is None
-                and self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
-            ):
-                return
-            left = deadline - loop.time()
-            if left <= 0:
-                controller.note_exit(self.user.name, self.name, "timeout")
-                await self.stop(now=True)
-                minutes = max(1, round(self.queue_timeout / 60))
-                raise web.HTTPError(
-                    503,
-                    f"No GPU slice became free within {minutes} min; you have left the queue. "
-                    "Try again later or ask your lecturer about the lab's capacity.",
-                )
-            await controller.wait_for_change(self.user.name, self.name, min(left, 2.0))
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         if getattr(self, "_lab_gpu", False):

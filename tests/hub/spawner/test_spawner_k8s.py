@@ -1,4 +1,5 @@
-"""Pods and home volumes are created from the manifest dicts, with KubeSpawner's retry rules."""
+"""Pods and home volumes are created from the manifest dicts, with KubeSpawner's rules for
+existing objects and retries of transient API errors."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from typing import Any
 
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
+from tornado import web
 
-from hub_ext.hub.spawner.k8s import create_pod, create_pvc
+from hub_ext.hub.spawner.k8s import (
+    TRANSIENT_STATUS,
+    Transient,
+    create_pod,
+    create_pvc,
+    with_retries,
+)
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jupyter-anna"}, "spec": {}}
 PVC = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "claim-anna"}}
@@ -73,12 +81,46 @@ async def test_a_pod_of_the_same_name_is_stopped_and_the_create_retried() -> Non
     assert spawner.stopped == [True]
 
 
-async def test_a_slow_api_server_means_try_again_and_errors_propagate() -> None:
-    api = Api(create_namespaced_pod=["hang", (422, {"reason": "Invalid"})])
-    assert await create_pod(Spawner(api), POD, 0.05) is False
+async def test_a_slow_api_server_is_transient_and_other_errors_propagate() -> None:
+    api = Api(create_namespaced_pod=["hang", (503, {"message": "etcd leader changed"})])
+    with pytest.raises(Transient, match=r"no answer within 0\.05 s"):
+        await create_pod(Spawner(api), POD, 0.05)
+    with pytest.raises(Transient, match=r"HTTP 503.*etcd leader changed"):
+        await create_pod(Spawner(api), POD, 3)
+    api = Api(create_namespaced_pod=[(422, {"reason": "Invalid"})])
     with pytest.raises(ApiException) as err:
         await create_pod(Spawner(api), POD, 3)
     assert err.value.status == 422
+
+
+@pytest.mark.parametrize("status", sorted(TRANSIENT_STATUS))
+async def test_transient_answers_are_retried_until_the_create_succeeds(status: int) -> None:
+    api = Api(create_namespaced_pod=[(status, {}), (status, {}), (201, POD)])
+    spawner = Spawner(api)
+    await with_retries(spawner, "the pod", lambda: create_pod(spawner, POD, 3), 30)
+    assert [c[0] for c in api.calls] == ["create_namespaced_pod"] * 3
+
+
+async def test_retries_end_with_one_message_for_the_student() -> None:
+    api = Api(create_namespaced_pod=[(500, {"message": "boom"})] * 10)
+    spawner = Spawner(api)
+    with pytest.raises(web.HTTPError) as err:
+        await with_retries(spawner, "your server's pod", lambda: create_pod(spawner, POD, 3), 1)
+    assert err.value.status_code == 503
+    message = err.value.log_message
+    assert "did not accept your server's pod for 1 seconds" in message
+    assert "HTTP 500" in message and "boom" in message and "press Start again" in message
+    assert 2 <= len(api.calls) <= 3  # 0 s, 0.5 s (and 1.5 s would pass the deadline)
+
+
+async def test_a_refusal_is_not_retried_and_names_the_answer() -> None:
+    api = Api(create_namespaced_pod=[(422, {"message": "spec.containers: Required value"})])
+    spawner = Spawner(api)
+    with pytest.raises(web.HTTPError) as err:
+        await with_retries(spawner, "your server's pod", lambda: create_pod(spawner, POD, 3), 30)
+    assert err.value.status_code == 500
+    assert "HTTP 422" in err.value.log_message and "Required value" in err.value.log_message
+    assert len(api.calls) == 1
 
 
 async def test_an_existing_home_volume_is_fine_even_behind_a_quota() -> None:

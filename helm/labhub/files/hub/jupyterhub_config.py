@@ -51,6 +51,12 @@ for class_name, traits in sorted((values.get("hub.config", {}) or {}).items()):
 for _name, snippet in sorted((values.get("hub.extraConfig", {}) or {}).items()):
     exec(compile(snippet, f"<hub.extraConfig.{_name}>", "exec"))  # noqa: S102
 
+# Refuse at start-up any spawner setting (from the values, hub.config or hub.extraConfig) that
+# would loosen the security floor of student pods; the error names each setting.
+from hub_ext.hub.spawner.spawner import check_security_floor  # noqa: E402
+
+check_security_floor(c)
+
 # Last, so that hub.config and hub.extraConfig can change the database: back it up before
 # `--upgrade-db` (hub.db.upgrade) migrates its schema.
 if values.get("hub.db.upgrade", False):

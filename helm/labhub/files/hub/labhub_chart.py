@@ -120,6 +120,13 @@ def proxy_settings(v: ChartValues, env: dict[str, str]) -> tuple[str, dict[str, 
     return "ConfigurableHTTPProxy", {"should_start": False, "api_url": computed["proxyApiUrl"]}
 
 
+def trusted_proxies(v: ChartValues) -> list[str]:
+    """Loopback, the chart's proxy pods (headless Service ``<fullname>-proxy-peers``) and the
+    operator's ``hub.trustedProxies``."""
+    peers = f"{v.get('computed.fullname')}-proxy-peers"
+    return ["127.0.0.0/8", "::1/128", peers, *v.get("hub.trustedProxies", [])]
+
+
 def ldap_settings(v: ChartValues, env: dict[str, str]) -> dict[str, Any]:
     """Settings of ``c.LabLDAPAuthenticator`` (ldapauthenticator's trait names plus LabHub's)."""
     ldap = v.get("labhub.ldap")
@@ -142,7 +149,10 @@ def ldap_settings(v: ChartValues, env: dict[str, str]) -> dict[str, Any]:
         "admin_groups": set(groups["admin"]),
         "refresh_interval": int(ldap["refreshInterval"]),
         "failed_login_limit": int(ldap["failedLoginLimit"]),
+        "failed_login_address_limit": int(ldap["failedLoginAddressLimit"]),
+        "failed_login_spray_limit": int(ldap["failedLoginSprayLimit"]),
         "failed_login_window": int(ldap["failedLoginWindow"]),
+        "trusted_proxies": trusted_proxies(v),
         "allow_all": not groups["allowed"],
     }
     ca_file = v.get("computed.ldapCaFile", "")
@@ -207,6 +217,10 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
             "labhub.io/network-access-hub": "true",
         },
         "environment": dict(su.get("extraEnv") or {}),
+        # LabHub adds the home volume itself (the claim below, mounted here)
+        "home_mount_path": su["storage"]["homeMountPath"],
+        "volumes": list(su.get("extraVolumes") or []),
+        "volume_mounts": list(su.get("extraVolumeMounts") or []),
         "node_selector": dict(su["nodeSelector"]),
         "tolerations": list(su["extraTolerations"]),
         "allow_privilege_escalation": bool(su["allowPrivilegeEscalation"]),
@@ -249,13 +263,6 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
                 "storage_capacity": str(storage["capacity"]),
                 "storage_access_modes": list(storage["dynamic"]["storageAccessModes"]),
                 "pvc_name_template": storage["dynamic"]["pvcNameTemplate"],
-                "volumes": [
-                    {
-                        "name": "home",
-                        "persistentVolumeClaim": {"claimName": "{pvc_name}"},
-                    }
-                ],
-                "volume_mounts": [{"name": "home", "mountPath": storage["homeMountPath"]}],
             }
         )
     else:

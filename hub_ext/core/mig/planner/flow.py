@@ -1,10 +1,11 @@
 """Dealing a plan out: which requirement each served seat goes to (a maximum flow from instance
-classes to requirements, augmenting paths, breadth first) and which layout each GPU of a model
-gets (as many uniform nodes as possible)."""
+classes to requirements, augmenting paths, breadth first), the seats a plan serves checked
+exactly with that flow, and which layout each GPU of a model gets (as many uniform nodes as
+possible)."""
 
 from __future__ import annotations
 
-from hub_ext.core.multiplan_lp import Problem
+from hub_ext.core.mig.planner.model import Problem
 
 
 def allocate(problem: Problem, counts: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
@@ -58,6 +59,11 @@ def allocate(problem: Problem, counts: tuple[int, ...]) -> tuple[tuple[int, ...]
         left[start] -= amount
         need[end] -= amount
     return tuple(tuple(row) for row in flow)
+
+
+def seats_served(problem: Problem, counts: tuple[int, ...] | list[int]) -> int:
+    """Seats the column counts serve (the maximum flow, in exact integer arithmetic)."""
+    return sum(map(sum, allocate(problem, tuple(counts))))
 
 
 def spread(nodes: list[tuple[int, bool]], counts: list[int]) -> list[int]:
