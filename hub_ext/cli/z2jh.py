@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub_ext.cli.z2jh_keys import AUTH_CLASSES, LDAP_KEYS, NO_EQUIVALENT, OIDC_KEYS, SAME
+from hub_ext.core.profiles.overrides import override_problems
 
 #: Secrets the migration writes (secrets.yaml) for values Z2JH took in plain text.
 DB_SECRET = "labhub-hub-db-password"  # noqa: S105 (a Secret name)
@@ -226,6 +227,7 @@ def _apply_override(
     profile: dict[str, Any], override: dict[str, Any], where: str, out: Migration
 ) -> None:
     resources: dict[str, Any] = profile.setdefault("resources", {})
+    rest: dict[str, Any] = {}
     simple = {
         "cpu_guarantee": ("resources", "cpu_guarantee"),
         "cpu_limit": ("resources", "cpu_limit"),
@@ -267,7 +269,16 @@ def _apply_override(
         elif key == "extra_resource_guarantees":
             continue  # the GPU request is the limit
         else:
-            out.report.append(f"{where}.{key}: no course profile equivalent")
+            rest[key] = value
+    bad = {
+        name: f"{name} {problem}; allowed: {accepted}"
+        for name, problem, accepted in override_problems(rest)
+    }
+    for name, why in sorted(bad.items()):
+        out.report.append(f"{where}.{name}: not carried over: {why}")
+    kept = {k: v for k, v in rest.items() if k not in bad}
+    if kept:
+        profile.setdefault("kubespawner_override", {}).update(kept)
 
 
 def _complete_resources(profile: dict[str, Any]) -> None:

@@ -67,6 +67,10 @@ def test_ldap_profile_list_with_options_and_storage(tmp_path: Path) -> None:
     assert ml["image"] == "registry.lab.example.edu/courses/ml-101:2026.11"  # the default choice
     assert ml["gpu"] == {"slice_types": ["1g.10gb"]}
     assert ml["env"] == {"MPLBACKEND": "Agg"}
+    assert ml["kubespawner_override"] == {
+        "node_selector": {"nvidia.com/gpu.product": "A100-SXM4-40GB"},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    }
     data = yaml.safe_load(
         (out / "profiles" / "datascience-environment" / "profile.yaml").read_text()
     )
@@ -86,7 +90,7 @@ def test_ldap_profile_list_with_options_and_storage(tmp_path: Path) -> None:
         "singleuser.storage.extraVolumes",
         "profile_options.image: LabHub courses have no options; used the choice 'pytorch', "
         "make a course per other choice (tensorflow)",
-        "kubespawner_override.node_selector: no course profile equivalent",
+        "kubespawner_override.privileged: not carried over:",
         "hub.config.LDAPAuthenticator.lookup_dn",
     ):
         assert expected in report, (expected, report)
