@@ -17,6 +17,9 @@ SAME = (
     "hub.nodeSelector",
     "hub.tolerations",
     "hub.resources",
+    "hub.extraVolumes",
+    "hub.extraVolumeMounts",
+    "hub.initContainers",
     "hub.db.upgrade",
     "hub.db.url",
     "hub.db.pvc.storage",
@@ -51,6 +54,7 @@ SAME = (
     "singleuser.storage.dynamic.storageClass",
     "singleuser.storage.dynamic.pvcNameTemplate",
     "singleuser.storage.dynamic.storageAccessModes",
+    "singleuser.extraEnv",
     "singleuser.extraLabels",
     "singleuser.nodeSelector",
     "singleuser.extraTolerations",
@@ -77,6 +81,13 @@ SAME = (
     "ingress.hosts",
     "ingress.pathType",
     "ingress.tls",
+    "rbac.create",
+    "imagePullSecret.create",
+    "imagePullSecret.registry",
+    "imagePullSecret.username",
+    "imagePullSecret.password",
+    "imagePullSecret.email",
+    "global.safeToShowValues",
 )
 
 #: Z2JH keys with no LabHub equivalent, and what to do instead.
@@ -99,16 +110,12 @@ NO_EQUIVALENT = {
     "(storage.shares: PVC name and mount path) allowed by labhub.policy.allowedVolumes",
     "singleuser.storage.extraVolumeMounts": "see singleuser.storage.extraVolumes",
     "singleuser.storage.static": "home volumes are always dynamic PVCs",
-    "singleuser.extraEnv": "environment variables are per course (profile env)",
     "singleuser.extraResource": "GPU slices are per course (profile gpu.slice_types)",
     "singleuser.profileList": "",  # turned into course profiles
     "scheduling.userPlaceholder": "LabHub admits GPU servers through its queue instead",
     "scheduling.userPods": "user pods are placed by the user-scheduler and GPU admission",
     "scheduling.corePods": "use scheduling.corePods.nodeSelector / tolerations",
     "prePuller": "not in this chart version",
-    "rbac": "the chart always creates its least-privilege RBAC",
-    "imagePullSecret": "create the pull Secret yourself and list it in imagePullSecrets",
-    "global": "LabHub never stores secrets in the values it mounts",
     "custom": "no equivalent; use hub.extraConfig",
     "debug": "use hub.logLevel: DEBUG",
 }

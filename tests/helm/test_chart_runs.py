@@ -3,6 +3,8 @@ probes on every long-running container."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,57 @@ def test_git_sync_probe() -> None:
     assert {"name": "git-sync", "containerPort": 8089, "protocol": "TCP"} in sync["ports"]
     # the hub stays Ready on a repository outage: no readiness gate on git-sync
     assert "readinessProbe" not in sync
+
+
+def test_zero_to_jupyterhub_settings_carry_over() -> None:
+    docs = render("z2jh-settings-values.yaml")
+    hub = one(docs, "Deployment", f"{FULL}-hub")["spec"]["template"]["spec"]
+    container = hub["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{FULL}-hub",
+        "key": "hub.db.password",
+    }
+    secret = one(docs, "Secret", f"{FULL}-hub")
+    assert base64.b64decode(secret["data"]["hub.db.password"]) == b"not-a-real-password"
+    assert b"not-a-real-password" not in base64.b64decode(secret["data"]["values.yaml"])
+    assert "--upgrade-db" in container["command"]
+    assert [c["name"] for c in hub["initContainers"]] == ["wait-for-db"]
+    assert {"name": "site-config", "configMap": {"name": "labhub-site-config"}} in hub["volumes"]
+    assert any(m["name"] == "site-config" for m in container["volumeMounts"])
+    pull = one(docs, "Secret", f"{FULL}-image-pull-secret")
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
+    auths = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))["auths"]
+    entry = auths["registry.lab.example.edu"]
+    assert base64.b64decode(entry["auth"]) == b"labhub-pull:not-a-real-token"
+    for _, spec in pod_specs(docs):
+        assert {"name": f"{FULL}-image-pull-secret"} in spec.get("imagePullSecrets", [])
+    values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    assert f"{FULL}-image-pull-secret" in values["computed"]["imagePullSecrets"]  # user pods
+    course = values["singleuser"]["extraEnv"]["COURSE_TOKEN"]
+    assert course == {"valueFrom": {"secretKeyRef": {"name": "course-tokens", "key": "token"}}}
+
+
+def test_rbac_create_false_leaves_the_grants_to_the_administrator() -> None:
+    docs = render("defaults-values.yaml", sets=("rbac.create=false",))
+    components = {
+        d["metadata"]["labels"].get("app.kubernetes.io/component")
+        for d in docs
+        if d["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+    }
+    assert not components & {"hub", "user-scheduler"}
+    assert one(docs, "ServiceAccount", f"{FULL}-hub")
+
+
+def test_hub_role_may_patch_pods_to_lift_the_admission_gate() -> None:
+    role = one(render("defaults-values.yaml"), "Role", f"{FULL}-hub")
+    assert _allows(role["rules"], "", "pods", "patch")
+    assert not _allows(role["rules"], "", "pods", "update")
+
+
+def test_conflicting_z2jh_settings_name_the_value() -> None:
+    sets = ("hub.db.type=postgres", "hub.db.url=postgresql://a@b/c", "hub.db.password=x")
+    error = render_error("defaults-values.yaml", sets=(*sets, "hub.db.passwordSecret.name=db"))
+    assert "hub.db.password: give the PostgreSQL password either" in error
+    error = render_error("defaults-values.yaml", sets=("imagePullSecret.create=true",))
+    assert "imagePullSecret.registry: name the registry host" in error

@@ -226,6 +226,7 @@ KEYWORDS = {
     "not",
     "propertyNames",
     "allOf",
+    "anyOf",
     "if",
     "then",
 }

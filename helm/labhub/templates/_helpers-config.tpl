@@ -25,6 +25,12 @@ Checks that values.schema.json cannot express, and the values handed to the hub'
 {{- if and $v.hub.existingSecret (or $v.hub.cookieSecret $v.proxy.secretToken) -}}
 {{- fail "hub.existingSecret: put the cookie secret and the proxy token into that Secret (keys hub.cookie-secret and proxy.token) and leave hub.cookieSecret and proxy.secretToken empty" -}}
 {{- end -}}
+{{- if and $v.hub.db.password $v.hub.db.passwordSecret.name -}}
+{{- fail "hub.db.password: give the PostgreSQL password either in hub.db.password or in the Secret named by hub.db.passwordSecret.name, not both" -}}
+{{- end -}}
+{{- if and $v.imagePullSecret.create (not $v.imagePullSecret.registry) -}}
+{{- fail "imagePullSecret.registry: name the registry host (for example registry.lab.example.edu) when imagePullSecret.create is true" -}}
+{{- end -}}
 {{- if and (eq $v.hub.db.type "postgres") (not $v.hub.db.url) -}}
 {{- fail "hub.db.url: set the PostgreSQL URL (postgresql://USER@HOST:5432/DB) when hub.db.type is postgres" -}}
 {{- end -}}
@@ -64,7 +70,8 @@ by hub_ext/core/profiles/policy.py), so that lecturers and the hub validate agai
 {{- define "labhub.hubValues" -}}
 {{- $root := . -}}
 {{- $full := include "labhub.fullname" . -}}
-{{- $hub := omit .Values.hub "cookieSecret" -}}
+{{- $hub := omit .Values.hub "cookieSecret" "db" -}}
+{{- $_ := set $hub "db" (omit .Values.hub.db "password") -}}
 {{- $computed := dict
   "chartVersion" .Chart.Version
   "releaseName" .Release.Name
@@ -83,7 +90,7 @@ by hub_ext/core/profiles/policy.py), so that lecturers and the hub validate agai
   "userSchedulerName" (ternary (printf "%s-user-scheduler" $full) "" .Values.scheduling.userScheduler.enabled)
   "userPriorityClassName" (ternary (printf "%s-user" $full) "" .Values.scheduling.podPriority.enabled)
   "metricsServiceEnabled" .Values.monitoring.serviceMonitor.enabled
-  "imagePullSecrets" .Values.imagePullSecrets
+  "imagePullSecrets" (include "labhub.imagePullSecretNames" . | fromJsonArray)
 -}}
 {{- $doc := dict
   "computed" $computed

@@ -75,12 +75,22 @@ fsGroupChangePolicy: OnRootMismatch
 {{- end -}}
 
 {{- define "labhub.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with (include "labhub.imagePullSecretNames" . | fromJsonArray) }}
 imagePullSecrets:
 {{- range . }}
   - name: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* imagePullSecrets plus the Secret of imagePullSecret.create, as a JSON list of names. */}}
+{{- define "labhub.imagePullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names . }}{{ end -}}
+{{- if .Values.imagePullSecret.create -}}
+{{- $names = append $names (include "labhub.componentName" (dict "root" . "component" "image-pull-secret")) -}}
+{{- end -}}
+{{- toJson $names -}}
 {{- end -}}
 
 {{/* Placement of core pods: node selector, tolerations, priority, spreading over rooms. */}}
