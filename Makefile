@@ -50,9 +50,16 @@ unit: install
 
 test: system-deps install lint typecheck contracts docs unit
 
+# Every benchmark at full size, to the end even when one fails (then the exit status says so).
+# `make test` runs each of them at smoke size (tests/bench/test_bench_smoke.py);
+# `make bench BENCH_ARGS=--smoke` does the same here.
+BENCH_ARGS ?=
 bench: install
-	@set -e; for f in tests/bench/bench_*.py; do \
-	  echo "== $$f"; PATH="$(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$$PATH" $(PY) $$f; done
+	@failed=""; for f in tests/bench/bench_*.py; do \
+	  echo "== $$f $(BENCH_ARGS)"; \
+	  PATH="$(CURDIR)/$(BIN):$(CURDIR)/.tools/bin:$(CURDIR)/node_modules/.bin:$$PATH" \
+	    $(PY) $$f $(BENCH_ARGS) || failed="$$failed $$f"; done; \
+	if [ -n "$$failed" ]; then echo "benchmarks that failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -1,1 +1,2 @@
-"""Adapters between the pure core and the outside world (Kubernetes, LDAP, files, git)."""
+"""Adapters between the pure core and the outside world (Kubernetes, LDAP, Prometheus, files,
+git)."""

@@ -18,8 +18,9 @@ container command as a process on this machine. It lets the spawner, the admissi
 and the demo run their real Kubernetes code paths without a cluster.
 
 What it is NOT:
-  - no images: the container image is ignored; the container's command runs on this host with
-    the tools installed here;
+  - no images: nothing is pulled; the container's command (or the host command the cluster
+    file's kubelet.images map gives for its image) runs on this host with the tools installed
+    here, in its own mount namespace where the pod's volumes are at their mount paths;
   - no isolation: pods run as your user, share the host network (each pod listens on its own
     loopback address 127.x.y.z, substituted for 0.0.0.0) and see the host file system;
   - no network policy enforcement;
@@ -61,7 +62,17 @@ def register(subparsers: Any) -> None:
         default=Path(".state/devcluster"),
         help="directory for objects, volumes and logs (default: .state/devcluster)",
     )
-    up.add_argument("--port", type=int, default=0, help="API server port (default: a free port)")
+    up.add_argument(
+        "--port", type=int, default=0, help="plain-HTTP API server port (default: a free port)"
+    )
+    up.add_argument(
+        "--audit-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append one JSON line per API request to FILE (an audit.k8s.io/v1 Event: user, "
+        "groups, verb, resource, subresource, namespace, name, response code, timestamps)",
+    )
     up.set_defaults(func=run_up)
     parser.set_defaults(func=lambda args: _print_help(parser))
 
@@ -83,24 +94,28 @@ def run_up(args: argparse.Namespace) -> int:
         print("labhub devcluster: error: --port must be between 0 and 65535", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(config, args.state_dir, args.port))
+        return asyncio.run(_serve(config, args.state_dir, args.port, args.audit_log))
     except OSError as exc:
         print(f"labhub devcluster: error: cannot start: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(config: Any, state_dir: Path, port: int) -> int:
+async def _serve(config: Any, state_dir: Path, port: int, audit_log: Path | None = None) -> int:
     from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    cluster = DevCluster(config, state_dir, DevClusterOptions(port=port))
+    cluster = DevCluster(config, state_dir, DevClusterOptions(port=port, audit_log=audit_log))
     try:
         await cluster.start()
         nodes = ", ".join(n.name for n in config.nodes)
-        print(f"devcluster {config.name!r} is up: API server {cluster.api.url}", flush=True)
+        print(
+            f"devcluster {config.name!r} is up: API server {cluster.api.secure_url} "
+            f"(plain HTTP for this machine's tools: {cluster.api.url})",
+            flush=True,
+        )
         print(f"nodes: {nodes}", flush=True)
         print(f"kubeconfig: {cluster.kubeconfig.resolve()}", flush=True)
         print(f"  export KUBECONFIG={cluster.kubeconfig.resolve()}", flush=True)

@@ -6,7 +6,13 @@ and never more of them than students are waiting. A waiter with fallback slice t
 server of the first of its types that has an idle one. Servers without a GPU slice are never
 candidates: only pods that hold a slice reach this module.
 
-Pure logic: the caller passes the queue, the GPU servers, the hub's activity records and ``now``.
+With GPU utilisation (dcgm-exporter metrics read from Prometheus) the GPU decides instead of the
+browser: a server whose GPU has been idle for ``gpu_idle_timeout`` is a candidate even while its
+browser tab keeps the hub activity fresh, and a server whose GPU is busy (a training run with the
+tab closed) is never one. Servers without GPU data keep the hub-activity rule.
+
+Pure logic: the caller passes the queue, the GPU servers, the hub's activity records, the GPU
+utilisation it knows and ``now``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = [
     "CullPlan",
     "CullPolicy",
     "Freed",
+    "GpuIdle",
     "GpuServer",
     "ServerActivity",
     "Waiter",
@@ -40,8 +47,13 @@ class CullPolicy:
     """How long a student must have waited before servers are stopped for them."""
     freed_grace: timedelta = timedelta(minutes=2)
     """How long a slice freed by a cull is counted as on its way to a waiting student."""
+    gpu_idle_timeout: timedelta | None = None
+    """GPU idleness after which a server is a candidate whatever its browser does (None: the
+    GPU is not looked at)."""
 
     def __post_init__(self) -> None:
+        if self.gpu_idle_timeout is not None and self.gpu_idle_timeout <= timedelta(0):
+            raise ValueError("the GPU idle timeout must be a positive number of seconds")
         if self.idle_timeout_when_queued <= timedelta(0):
             raise ValueError("the idle timeout when queued must be a positive number of seconds")
         if self.min_queued < timedelta(0):
@@ -66,6 +78,15 @@ class GpuServer:
     pod_name: str
     stopping: bool = False
     """The pod is being deleted: its slice is about to be free."""
+
+
+@dataclass(frozen=True)
+class GpuIdle:
+    """What the GPU metrics say about one server's slice over the last ``gpu_idle_timeout``."""
+
+    key: EntryKey
+    idle_for: timedelta | None
+    """How long the GPU has been idle at least; None when it was busy in the window."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +158,8 @@ def _candidates(
     now: datetime,
     servers: Iterable[GpuServer],
     activity: Mapping[EntryKey, ServerActivity],
-    timeout: timedelta,
+    policy: CullPolicy,
+    gpu: Mapping[EntryKey, GpuIdle],
 ) -> dict[SliceType, list[tuple[GpuServer, timedelta]]]:
     by_type: dict[SliceType, list[tuple[GpuServer, timedelta]]] = {}
     for server in servers:
@@ -148,7 +170,17 @@ def _candidates(
         if since is None:
             continue
         idle = now - since
-        if idle >= timeout:
+        usage = gpu.get(server.key) if policy.gpu_idle_timeout is not None else None
+        if usage is not None:
+            # the GPU decides: busy is never idle, idle long enough is idle whatever the tab does
+            if usage.idle_for is None or policy.gpu_idle_timeout is None:
+                continue
+            if usage.idle_for >= policy.gpu_idle_timeout:
+                by_type.setdefault(server.slice_type, []).append(
+                    (server, max(idle, usage.idle_for))
+                )
+            continue
+        if idle >= policy.idle_timeout_when_queued:
             by_type.setdefault(server.slice_type, []).append((server, idle))
     for rows in by_type.values():
         rows.sort(key=lambda row: (-row[1], row[0].key))
@@ -179,6 +211,7 @@ def plan_culls(
     activity: Iterable[ServerActivity],
     policy: CullPolicy,
     freed: Iterable[Freed] = (),
+    gpu: Iterable[GpuIdle] = (),
 ) -> CullPlan:
     """The servers to stop now: at most one per waiting student, the longest idle first.
 
@@ -200,7 +233,8 @@ def plan_culls(
         now,
         (s for s in servers if s.key not in waiting_keys and not s.stopping),
         records,
-        policy.idle_timeout_when_queued,
+        policy,
+        {g.key: g for g in gpu},
     )
     orders: list[CullOrder] = []
     for waiter in eligible:

@@ -33,6 +33,8 @@ ANNOTATION_RUNTIME: Final = "labhub.io/max-runtime-seconds"
 ANNOTATION_DETACHED: Final = "labhub.io/detached-at"
 """Set on a queued pod whose hub restarted: it keeps its place but is not admitted until the
 student presses Start again (which removes the annotation)."""
+ANNOTATION_ROOM: Final = "labhub.io/room"
+"""On an admitted pod under room-first packing: the room (zone) its node affinity requires."""
 ANNOTATION_TAKEN_AT: Final = "labhub.io/taken-at"
 """On a VolumeSnapshot: when the backup job took it."""
 ANNOTATION_SOURCE_PVC: Final = "labhub.io/source-pvc"

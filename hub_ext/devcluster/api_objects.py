@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from hub_ext.devcluster import validation
+from hub_ext.devcluster import api_workloads, validation
+from hub_ext.devcluster.api_bodies import decode_body, now_iso, parse_iso, status_success
 from hub_ext.devcluster.api_errors import (
     ApiError,
     Cause,
@@ -27,10 +26,13 @@ from hub_ext.devcluster.api_errors import (
     not_found,
 )
 from hub_ext.devcluster.api_selectors import Selector
+from hub_ext.devcluster.controllers import garbage
+from hub_ext.devcluster.network.services import allocate_cluster_ip
 from hub_ext.devcluster.patch import PatchError, apply_patch
-from hub_ext.devcluster.resources import BY_KEY, ResourceType
+from hub_ext.devcluster.resources import BY_KEY, Registry, ResourceType
 from hub_ext.devcluster.store import Store
 
+__all__ = ["PODS", "Objects", "decode_body", "now_iso", "parse_iso", "status_success"]
 Obj = dict[str, Any]
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -38,39 +40,12 @@ NAMESPACES = BY_KEY["namespaces"]
 PODS = BY_KEY["pods"]
 
 
-def now_iso(offset: float = 0.0) -> str:
-    return datetime.fromtimestamp(time.time() + offset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(stamp: str) -> float:
-    return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-
-
-def status_success(code: int = 200, details: Obj | None = None) -> Obj:
-    body: Obj = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "code": code,
-    }
-    if details:
-        body["details"] = details
-    return body
-
-
-def decode_body(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}") from exc
-
-
 class Objects:
     """Verbs on objects; ``deadlines`` maps pods being deleted to their removal time."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, registry: Registry | None = None) -> None:
         self.store = store
+        self.registry = registry or Registry()
         self.deadlines: dict[tuple[str, str], float] = {}
         self.orphan_margin = 2.0
         self._ips = 0
@@ -107,8 +82,7 @@ class Objects:
             )
 
     def _next_ip(self) -> str:
-        self._ips += 1
-        return f"10.96.{(self._ips // 250) % 250}.{self._ips % 250 + 1}"
+        return allocate_cluster_ip(self.store)
 
     @staticmethod
     def _object_body(rtype: ResourceType, body: Any, namespace: str) -> Obj:
@@ -133,7 +107,14 @@ class Objects:
         return body
 
     # -- verbs ---------------------------------------------------------------------------------
-    def create(self, rtype: ResourceType, namespace: str, body: Any, dry_run: bool = False) -> Obj:
+    def create(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        body: Any,
+        dry_run: bool = False,
+        managed: list[Obj] | None = None,
+    ) -> Obj:
         obj = self._object_body(rtype, body, namespace)
         meta = obj["metadata"]
         if not meta.get("name") and meta.get("generateName"):
@@ -152,11 +133,14 @@ class Objects:
             "selfLink",
         ):
             meta.pop(key, None)
+        if managed is not None:
+            meta["managedFields"] = managed  # server-side apply's field managers
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()
         if "spec" in obj or rtype.has_status:
             meta["generation"] = 1
-        validation.prepare_create(rtype, obj, self._next_ip())
+        validation.prepare_create(rtype, obj, self._next_ip() if rtype.key == "services" else "")
+        api_workloads.prepare(rtype, obj, self.store, True, meta["creationTimestamp"])
         if dry_run:
             return obj
         return self.store.put(rtype.key, obj)
@@ -189,6 +173,8 @@ class Objects:
                     new.pop("status", None)
             validation.validate_metadata(rtype, new)
             validation.validate_update(rtype, old, new)
+            if new.get("spec") != old.get("spec"):
+                api_workloads.prepare(rtype, new, self.store, False, now_iso())
             if new.get("spec") != old.get("spec") and "generation" in meta:
                 meta["generation"] = int(meta["generation"]) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
@@ -297,8 +283,10 @@ class Objects:
             refs = dependent["metadata"].get("ownerReferences") or []
             if any(r.get("uid") != uid for r in refs if isinstance(r, dict)):
                 continue  # other owners remain
-            with contextlib.suppress(ApiError):
-                self.delete(BY_KEY[key], ns, name, {})
+            rtype = self.registry.by_key.get(key)
+            if rtype is not None:
+                with contextlib.suppress(ApiError):
+                    self.delete(rtype, ns, name, {})
 
     def _remove_contents(self, namespace: str) -> None:
         for key, obj_name in list(self.store.namespaced_keys(namespace)):
@@ -331,6 +319,11 @@ class Objects:
             if finalizers:
                 return new
             return self._remove(rtype, ns, name)
+        policy = garbage.propagation(options)
+        if policy == "Orphan":
+            garbage.orphan(self.store, old)
+        elif policy == "Foreground" and self.store.dependents.get(old["metadata"]["uid"]):
+            return garbage.delete_foreground(self, rtype, old)
         if grace == 0 and not finalizers:
             return self._remove(rtype, ns, name)
         current = old["metadata"].get("deletionTimestamp")

@@ -32,6 +32,26 @@ def age(stamp: str | None, now: datetime) -> str:
     return f"{seconds // 86400}d"
 
 
+def _init_reason(spec: Obj, status: Obj) -> str | None:
+    """kubectl's ``Init:1/2`` (or ``Init:<reason>``) while regular init containers run."""
+    sidecars = {
+        c.get("name")
+        for c in spec.get("initContainers") or []
+        if c.get("restartPolicy") == "Always"
+    }
+    inits = [c for c in status.get("initContainerStatuses") or [] if c.get("name") not in sidecars]
+    for index, c in enumerate(inits):
+        state = c.get("state") or {}
+        terminated = state.get("terminated") or {}
+        if terminated.get("exitCode") == 0:
+            continue
+        why = (state.get("waiting") or {}).get("reason") or terminated.get("reason")
+        if why and why not in ("PodInitializing", "ContainerCreating"):
+            return f"Init:{why}"
+        return f"Init:{index}/{len(inits)}"
+    return None
+
+
 def _pod_cells(obj: Obj, now: datetime) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     statuses = status.get("containerStatuses") or []
@@ -42,6 +62,7 @@ def _pod_cells(obj: Obj, now: datetime) -> list[Any]:
         waiting = (c.get("state") or {}).get("waiting") or {}
         terminated = (c.get("state") or {}).get("terminated") or {}
         reason = waiting.get("reason") or terminated.get("reason") or reason
+    reason = _init_reason(spec, status) or reason
     if spec.get("schedulingGates"):
         reason = "SchedulingGated"
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
@@ -195,3 +216,12 @@ def table(rtype: ResourceType, items: list[Obj], rv: str, include: str) -> Obj:
         ],
         "rows": rows,
     }
+
+
+def _add_workload_layouts() -> None:
+    from hub_ext.devcluster.api_tables_workloads import WORKLOAD_LAYOUTS
+
+    LAYOUTS.update(WORKLOAD_LAYOUTS)
+
+
+_add_workload_layouts()

@@ -10,92 +10,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from hub_ext.devcluster import discovery
+from hub_ext.devcluster import apply, protobuf
 from hub_ext.devcluster.api_control import control
 from hub_ext.devcluster.api_errors import ApiError, bad_request
 from hub_ext.devcluster.api_faults import FaultInjector
 from hub_ext.devcluster.api_logs import pod_log_path, serve_log
 from hub_ext.devcluster.api_objects import Objects, decode_body
+from hub_ext.devcluster.api_routing import (
+    NOT_FOUND,
+    flag,
+    parse_path,
+    serve_discovery,
+    table_include,
+    verb_of,
+)
+from hub_ext.devcluster.api_routing import json_response as _json
+from hub_ext.devcluster.api_scale import scale
 from hub_ext.devcluster.api_selectors import Selector, SelectorError
 from hub_ext.devcluster.api_tables import table, wants_table
-from hub_ext.devcluster.resources import ResourceType, lookup, resource_names
+from hub_ext.devcluster.auth import credentials
+from hub_ext.devcluster.auth.gate import Context, Gate, warning_header
+from hub_ext.devcluster.auth.tokens import ANONYMOUS
+from hub_ext.devcluster.controllers.disruption import evict
+from hub_ext.devcluster.crds import CrdObserver
+from hub_ext.devcluster.kubeconfig import write_kubeconfig
+from hub_ext.devcluster.kubelet.exec import serve_exec
+from hub_ext.devcluster.resources import Registry, ResourceType, resource_names
 from hub_ext.devcluster.store import Store, write_snapshot
 from hub_ext.devcluster.watch import WatchRequest, serve_watch
 
-__all__ = ["ApiServer", "FaultInjector", "pod_log_path"]
+__all__ = ["ApiServer", "FaultInjector", "pod_log_path", "write_kubeconfig"]
 log = logging.getLogger(__name__)
-JSON = "application/json"
 MAX_WATCH_SECONDS = 1800
 TICK_SECONDS = 0.25
 
 
-def _json(obj: Any, status: int = 200, content_type: str = JSON) -> web.Response:
-    return web.Response(
-        body=json.dumps(obj).encode(), status=status, headers={"Content-Type": content_type}
-    )
-
-
-def _parse_path(parts: list[str]) -> tuple[ResourceType, str, str | None, str | None] | None:
-    """(resource type, namespace, name, subresource) for a resource URL, else None."""
-    if parts[0] == "api" and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[0] == "apis" and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    namespace = ""
-    if (
-        rest[0] == "namespaces"
-        and len(rest) >= 3
-        and not (group == "" and len(rest) == 3 and rest[2] in ("status", "finalize"))
-    ):
-        namespace, rest = rest[1], rest[2:]
-    if len(rest) > 3:
-        return None
-    rtype = lookup(group, version, rest[0])
-    if rtype is None or (namespace and not rtype.namespaced):
-        return None
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    if sub is not None and sub not in rtype.subresources:
-        return None
-    return rtype, namespace, name, sub
-
-
-def _table_include(request: web.Request) -> str | None:
-    if not wants_table(request.headers.get("Accept", "")):
-        return None
-    return request.query.get("includeObject") or "Metadata"
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("true", "1")
-
-
-def _verb(method: str, name: str | None, sub: str | None, watching: bool) -> str:
-    if method == "GET":
-        if name is None:
-            return "watch" if watching else "list"
-        return "get"
-    if method == "POST":
-        return "create"
-    if method == "PUT":
-        return "update"
-    if method == "PATCH":
-        return "patch"
-    if method == "DELETE":
-        return "delete" if name is not None else "deletecollection"
-    raise ApiError(405, f"the server does not allow the method {method} on this resource")
+def _with_warnings(response: web.Response, warnings: list[str]) -> web.Response:
+    for text in warnings:
+        response.headers.add("Warning", warning_header(text))
+    return response
 
 
 class ApiServer:
@@ -108,14 +69,21 @@ class ApiServer:
         port: int = 0,
         *,
         token: str | None = None,
+        audit_log: Path | None = None,
+        secure_port: int = 0,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.host = host
         self.port = port
-        self.token = token
+        self.secure_port = secure_port
         self.faults = FaultInjector()
         self.store = Store()
-        self.objects = Objects(self.store)
+        self.registry = Registry()
+        self.objects = Objects(self.store, self.registry)
+        self.crds = CrdObserver(self.registry, self.store)
+        self.store.observers.append(self.crds)
+        self.gate = Gate(self.store, self.state_dir, token, audit_log)
+        self.token = self.gate.signer.admin_token  # the kubeconfig's (cluster-admin) token
         self.bookmark_interval = 10.0
         self.snapshot_interval = 5.0
         self._runner: web.AppRunner | None = None
@@ -130,6 +98,11 @@ class ApiServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def secure_url(self) -> str:
+        """The HTTPS port (the cluster CA signs its certificate); kubectl and Helm use it."""
+        return f"https://{self.host}:{self.secure_port}"
+
+    @property
     def objects_dir(self) -> Path | None:
         return self.state_dir / "objects" if self.state_dir is not None else None
 
@@ -138,8 +111,10 @@ class ApiServer:
             return
         if not self._loaded and self.objects_dir is not None:
             self.store.load(self.objects_dir)
+            self.crds.load()
         self._loaded = True
         self.objects.ensure_system_namespaces()
+        self.gate.bootstrap(self.objects)
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(
@@ -147,15 +122,25 @@ class ApiServer:
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        secure = web.TCPSite(
+            runner,
+            self.host,
+            self.secure_port,
+            reuse_address=True,
+            ssl_context=self.gate.tls.server_context(),
+        )
         try:
             await site.start()
+            await secure.start()
         except OSError:
             await runner.cleanup()
             raise
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        for started, attr in ((site, "port"), (secure, "secure_port")):
+            server = started._server
+            if server is not None and getattr(server, "sockets", None):
+                setattr(self, attr, server.sockets[0].getsockname()[1])
         self._runner = runner
+        credentials.register(self.url, self.gate.signer, self.secure_url)
         self._ticker = asyncio.create_task(self._tick(), name="devcluster-apiserver-tick")
 
     async def stop(self) -> None:
@@ -173,6 +158,7 @@ class ApiServer:
             runner, self._runner = self._runner, None
             await runner.cleanup()
         self._save()
+        self.gate.close()
         restarting = self._restarting
         if restarting is not None and restarting is not asyncio.current_task():
             self._restarting = None
@@ -198,6 +184,7 @@ class ApiServer:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self.objects.reap(time.time())
+            self.gate.bootstrap(self.objects)  # as the ServiceAccount controllers do
             directory = self.objects_dir
             due = time.monotonic() - last_save >= self.snapshot_interval
             if directory is not None and self.store.dirty and due:
@@ -224,38 +211,27 @@ class ApiServer:
 
     def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
         """Write a kubeconfig for this server (context ``labhub-devcluster``)."""
-        user: dict[str, Any] = {"token": self.token} if self.token else {}
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "labhub-devcluster", "cluster": {"server": self.url}}],
-            "users": [{"name": "labhub-devcluster", "user": user}],
-            "contexts": [
-                {
-                    "name": "labhub-devcluster",
-                    "context": {
-                        "cluster": "labhub-devcluster",
-                        "user": "labhub-devcluster",
-                        "namespace": namespace,
-                    },
-                }
-            ],
-            "current-context": "labhub-devcluster",
-            "preferences": {},
-        }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        path.chmod(0o600)
-        return path
+        return write_kubeconfig(
+            path, self.secure_url, self.gate.ca_pem, self.token, namespace, "labhub-devcluster"
+        )
 
     # -- HTTP ----------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        ctx = Context(ANONYMOUS, time.time())
+        code = 500
         try:
-            if self.token and not hmac.compare_digest(
-                request.headers.get("Authorization", "").encode(), f"Bearer {self.token}".encode()
-            ):
-                raise ApiError(401, "Unauthorized: send the bearer token from the kubeconfig")
+            self.gate.begin(ctx, request)
+            response = await self._handle(request, ctx)
+            code = response.status
+            return response
+        except ApiError as exc:
+            code = exc.code
+            return _json(exc.status(), exc.code)
+        finally:
+            self.gate.finish(ctx, request, code)
+
+    async def _handle(self, request: web.Request, ctx: Context) -> web.StreamResponse:
+        try:
             parts = [p for p in request.path.split("/") if p]
             if not parts:
                 return _json({"paths": ["/api", "/api/v1", "/apis", "/version", "/healthz"]})
@@ -263,84 +239,48 @@ class ApiServer:
                 return await control(self, request, parts[1:])
             if parts[0] in ("healthz", "readyz", "livez"):
                 return web.Response(text="ok")
-            found = self._discovery(request, parts)
+            found = serve_discovery(request, parts, self.registry)
             if found is not None:
                 return found
-            parsed = _parse_path(parts)
+            await protobuf.body_to_json(request)
+            if request.method == "POST":
+                answer = await self.gate.serve(request, ctx, decode_body(await request.read()))
+                if answer is not None:
+                    return _json(answer, 201)
+            parsed = parse_path(parts, self.registry)
             if parsed is None:
-                raise ApiError(
-                    404, f"the server could not find the requested resource ({request.path})"
-                )
-            content_type = request.headers.get("Content-Type", "")
-            if "protobuf" in content_type or "cbor" in content_type:
-                raise ApiError(
-                    415,
-                    f"the body of the request was in an unknown format ({content_type}) - "
-                    "accepted media types include: application/json, "
-                    "application/merge-patch+json, application/strategic-merge-patch+json, "
-                    "application/json-patch+json",
-                )
-            return await self._resource(request, *parsed)
+                raise ApiError(404, NOT_FOUND)
+            return await self._resource(request, *parsed, ctx)
         except ApiError as exc:
             return _json(exc.status(), exc.code)
 
-    def _discovery(self, request: web.Request, parts: list[str]) -> web.Response | None:
-        if request.method != "GET":
-            return None
-        accept = request.headers.get("Accept", "")
-        if parts == ["version"]:
-            return _json(discovery.version_info())
-        if parts in (["api"], ["apis"]):
-            media = discovery.wants_aggregated(accept)
-            if media is not None:
-                version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in media else None
-                doc = discovery.aggregated(parts == ["api"], version or "apidiscovery.k8s.io/v2")
-                return _json(doc, content_type=media)
-            return _json(
-                discovery.api_versions() if parts == ["api"] else discovery.api_group_list()
-            )
-        if parts[0] == "api" and len(parts) == 2:
-            doc = discovery.resource_list("", parts[1])
-        elif parts[0] == "apis" and len(parts) == 2:
-            doc = discovery.api_group(parts[1])
-        elif parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.resource_list(parts[1], parts[2])
-        elif parts[:2] == ["openapi", "v3"]:
-            if len(parts) == 2:
-                return _json(discovery.openapi_v3_root())
-            rest = parts[2:]
-            if rest[0] == "api" and len(rest) == 2:
-                doc = discovery.openapi_v3_group("", rest[1])
-            elif rest[0] == "apis" and len(rest) == 3:
-                doc = discovery.openapi_v3_group(rest[1], rest[2])
-            else:
-                doc = None
-        elif parts[0] in ("openapi", "swagger.json"):
-            raise ApiError(404, "the emulated API server publishes OpenAPI v3 documents only")
-        else:
-            return None
-        if doc is None:
-            raise ApiError(
-                404, f"the server could not find the requested resource ({request.path})"
-            )
-        return _json(doc)
-
     async def _resource(
-        self, request: web.Request, rtype: ResourceType, ns: str, name: str | None, sub: str | None
+        self,
+        request: web.Request,
+        rtype: ResourceType,
+        ns: str,
+        name: str | None,
+        sub: str | None,
+        ctx: Context | None = None,
     ) -> web.StreamResponse:
         query = request.query
-        watching = _flag(query.get("watch"))
-        verb = _verb(request.method, name, sub, watching)
+        watching = flag(query.get("watch"))
+        verb = verb_of(request.method, name, sub, watching)
         delay, error = self.faults.lookup(verb, resource_names(rtype), sub)
         if delay:
             await asyncio.sleep(delay)
         if error is not None:
             raise error
         if name is None:
-            return await self._collection(request, rtype, ns, verb)
+            return await self._collection(request, rtype, ns, verb, ctx)
         if sub == "log":
             pod = self.objects.existing(rtype, ns, name)
             return await serve_log(request, self.store, self.state_dir, pod)
+        if sub == "exec":
+            return await serve_exec(request, self.objects.existing(rtype, ns, name))
+        if sub == "scale":
+            body = (request.headers.get("Content-Type", ""), await request.read())
+            return _json(scale(self.objects, rtype, ns, name, request.method, body))
         if verb == "get":
             obj = self.objects.existing(rtype, ns, name)
             if sub is None and wants_table(request.headers.get("Accept", "")):
@@ -348,6 +288,8 @@ class ApiServer:
                 return _json(table(rtype, [obj], obj["metadata"]["resourceVersion"], include))
             return _json(obj)
         raw = await request.read()
+        if verb == "create" and sub == "eviction":
+            return _json(evict(self.objects, ns, name, decode_body(raw)), 201)
         if verb == "create":
             if sub != "binding":
                 where = f"{rtype.plural}/{sub}" if sub else f"a single {rtype.singular}"
@@ -357,6 +299,11 @@ class ApiServer:
             return _json(self.objects.update(rtype, ns, name, decode_body(raw), sub))
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
+            if apply.is_apply(content_type):
+                obj, code, warnings = apply.server_side_apply(
+                    self.objects, partial(self.gate.admit, ctx), rtype, ns, name, sub, raw, query
+                )
+                return _with_warnings(_json(obj, code), warnings)
             return _json(self.objects.patch(rtype, ns, name, (content_type, raw), sub))
         options = self._delete_options(query, raw)
         return _json(self.objects.delete(rtype, ns, name, options))
@@ -383,14 +330,14 @@ class ApiServer:
         return options
 
     async def _collection(
-        self, request: web.Request, rtype: ResourceType, ns: str, verb: str
+        self, request: web.Request, rtype: ResourceType, ns: str, verb: str, ctx: Context | None
     ) -> web.StreamResponse:
         query = request.query
         selector = self._selector(rtype, ns, query)
         if verb == "watch":
             since: int | None = None
             version = query.get("resourceVersion") or "0"
-            initial = _flag(query.get("sendInitialEvents"))
+            initial = flag(query.get("sendInitialEvents"))
             try:
                 since = None if initial else int(version) or None
             except ValueError as exc:
@@ -404,16 +351,20 @@ class ApiServer:
                 selector,
                 since,
                 min(timeout, MAX_WATCH_SECONDS),
-                _flag(query.get("allowWatchBookmarks")),
+                flag(query.get("allowWatchBookmarks")),
                 self.bookmark_interval,
                 initial,
-                _table_include(request),
+                table_include(request),
             )
             return await serve_watch(request, self.store, watch)
         if verb == "create":
             body = decode_body(await request.read())
             dry_run = query.get("dryRun") == "All"
-            return _json(self.objects.create(rtype, ns, body, dry_run), 201)
+            warnings = self.gate.admit(ctx, rtype.key, ns, body)
+            created = self.objects.create(rtype, ns, body, dry_run)
+            if not dry_run:
+                self.gate.created(self.objects, rtype.key, created)
+            return _with_warnings(_json(created, 201), warnings)
         if verb == "deletecollection":
             options = self._delete_options(query, await request.read())
             return _json(self.objects.delete_collection(rtype, selector, options))

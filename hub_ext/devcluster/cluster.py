@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,9 +22,12 @@ from kubernetes_asyncio.client import CoreV1Api, StorageV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_ext.devcluster.apiserver import ApiServer
-from hub_ext.devcluster.config import ClusterConfig, node_object, storage_class_object
+from hub_ext.devcluster.config import ClusterConfig
+from hub_ext.devcluster.controllers.manager import ControllerManager
 from hub_ext.devcluster.informer import api_client, request
-from hub_ext.devcluster.kubelet import Kubelet, KubeletSettings
+from hub_ext.devcluster.kubelet.agent import Kubelet, KubeletSettings
+from hub_ext.devcluster.network.forwarder import ServiceProxy
+from hub_ext.devcluster.node_objects import node_object, storage_class_object
 from hub_ext.devcluster.nodes import LifecycleSettings, NodeAgent, NodeLifecycleController
 from hub_ext.devcluster.scheduler import COMPONENT, Scheduler
 from hub_ext.devcluster.volumes import VolumeProvisioner
@@ -32,7 +37,8 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 @dataclass(frozen=True)
 class DevClusterOptions:
-    """Tunables, mostly for tests: timings of heartbeats and eviction, scheduler names."""
+    """Tunables, mostly for tests: timings of heartbeats and eviction, scheduler names, and the
+    clock of the workload controllers (CronJob schedules, deadlines, TTLs)."""
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -41,6 +47,8 @@ class DevClusterOptions:
     monitor_grace: float = 40.0
     scheduler_names: tuple[str, ...] = (COMPONENT,)
     namespace: str = "default"
+    audit_log: Path | None = None  # one JSON line per API request (audit.k8s.io/v1 Event)
+    clock: Callable[[], float] = time.time
 
 
 class DevCluster:
@@ -53,7 +61,10 @@ class DevCluster:
         self.state_dir = Path(state_dir)
         self.options = options or DevClusterOptions()
         self.api = ApiServer(
-            state_dir=self.state_dir, host=self.options.host, port=self.options.port
+            state_dir=self.state_dir,
+            host=self.options.host,
+            port=self.options.port,
+            audit_log=self.options.audit_log,
         )
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.scheduler: Scheduler | None = None
@@ -61,6 +72,8 @@ class DevCluster:
         self.provisioner: VolumeProvisioner | None = None
         self.agents: dict[str, NodeAgent] = {}
         self.kubelets: dict[str, Kubelet] = {}
+        self.controllers = ControllerManager(self.api.objects, self.options.clock)
+        self.proxy = ServiceProxy(self.api.store)
         self._started: list[Any] = []
 
     async def __aenter__(self) -> DevCluster:
@@ -86,6 +99,10 @@ class DevCluster:
     async def _start_components(self) -> None:
         url, opts = self.api.url, self.options
         await self._bootstrap(url)
+        self.controllers.start()
+        self._started.append(self.controllers)
+        self.proxy.start()
+        self._started.append(self.proxy)
         for spec in self.config.nodes:
             agent = NodeAgent(url, node_object(spec), opts.heartbeat_seconds)
             await agent.start()
@@ -103,7 +120,9 @@ class DevCluster:
         await self.scheduler.start()
         self._started.append(self.scheduler)
         for index, spec in enumerate(self.config.nodes):
-            kubelet = Kubelet(KubeletSettings(url, spec.name, index, self.state_dir))
+            kubelet = Kubelet(
+                KubeletSettings(url, spec.name, index, self.state_dir, self.config.kubelet)
+            )
             await kubelet.start()
             self.kubelets[spec.name] = kubelet
             self._started.append(kubelet)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub_ext.devcluster.resources import VERBS, ResourceType, groups, resources_in
+from hub_ext.devcluster.resources import VERBS, Registry, ResourceType
 
 Obj = dict[str, Any]
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -14,8 +14,26 @@ SUB_VERBS = {
     "status": ["get", "patch", "update"],
     "binding": ["create"],
     "log": ["get"],
+    "token": ["create"],
+    "exec": ["create", "get"],
+    "eviction": ["create"],
+    "scale": ["get", "patch", "update"],
 }
-SUB_KINDS = {"binding": "Binding"}
+SUB_KINDS = {
+    "binding": "Binding",
+    "token": "TokenRequest",
+    "exec": "PodExecOptions",
+    "eviction": "Eviction",
+    "scale": "Scale",
+}
+# subresources whose kind lives in another group, as the real discovery documents name them
+# (kubectl drain looks for pods/eviction with group policy before it evicts rather than deletes)
+SUB_GROUPS = {
+    "eviction": ("policy", "v1"),
+    "scale": ("autoscaling", "v1"),
+    "token": ("authentication.k8s.io", "v1"),
+}
+BUILTIN = Registry()
 
 
 def version_info() -> Obj:
@@ -41,13 +59,13 @@ def _group_doc(name: str, versions: list[str]) -> Obj:
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 
 
-def api_group_list() -> Obj:
-    items = [_group_doc(g, vs) for g, vs in groups().items() if g]
+def api_group_list(registry: Registry = BUILTIN) -> Obj:
+    items = [_group_doc(g, vs) for g, vs in registry.groups().items() if g]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": items}
 
 
-def api_group(name: str) -> Obj | None:
-    versions = groups().get(name)
+def api_group(name: str, registry: Registry = BUILTIN) -> Obj | None:
+    versions = registry.groups().get(name)
     if not name or versions is None:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(name, versions)}
@@ -67,20 +85,21 @@ def _resource_entries(r: ResourceType) -> list[Obj]:
         main["categories"] = list(r.categories)
     out = [main]
     for sub in r.subresources:
-        out.append(
-            {
-                "name": f"{r.plural}/{sub}",
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": SUB_KINDS.get(sub, r.kind),
-                "verbs": SUB_VERBS[sub],
-            }
-        )
+        entry: Obj = {
+            "name": f"{r.plural}/{sub}",
+            "singularName": "",
+            "namespaced": r.namespaced,
+            "kind": SUB_KINDS.get(sub, r.kind),
+            "verbs": SUB_VERBS[sub],
+        }
+        if sub in SUB_GROUPS:
+            entry["group"], entry["version"] = SUB_GROUPS[sub]
+        out.append(entry)
     return out
 
 
-def resource_list(group: str, version: str) -> Obj | None:
-    found = resources_in(group, version)
+def resource_list(group: str, version: str, registry: Registry = BUILTIN) -> Obj | None:
+    found = registry.resources_in(group, version)
     if not found:
         return None
     gv = f"{group}/{version}" if group else version
@@ -110,8 +129,8 @@ def _aggregated_resource(r: ResourceType) -> Obj:
             {
                 "subresource": sub,
                 "responseKind": {
-                    "group": r.group,
-                    "version": r.version,
+                    "group": SUB_GROUPS.get(sub, (r.group, r.version))[0],
+                    "version": SUB_GROUPS.get(sub, (r.group, r.version))[1],
                     "kind": SUB_KINDS.get(sub, r.kind),
                 },
                 "verbs": SUB_VERBS[sub],
@@ -121,10 +140,12 @@ def _aggregated_resource(r: ResourceType) -> Obj:
     return doc
 
 
-def aggregated(core: bool, api_version: str = "apidiscovery.k8s.io/v2") -> Obj:
+def aggregated(
+    core: bool, api_version: str = "apidiscovery.k8s.io/v2", registry: Registry = BUILTIN
+) -> Obj:
     """The APIGroupDiscoveryList for /api (``core``) or /apis."""
     items = []
-    for group, versions in groups().items():
+    for group, versions in registry.groups().items():
         if bool(group) == core:
             continue
         items.append(
@@ -133,7 +154,9 @@ def aggregated(core: bool, api_version: str = "apidiscovery.k8s.io/v2") -> Obj:
                 "versions": [
                     {
                         "version": v,
-                        "resources": [_aggregated_resource(r) for r in resources_in(group, v)],
+                        "resources": [
+                            _aggregated_resource(r) for r in registry.resources_in(group, v)
+                        ],
                         "freshness": "Current",
                     }
                     for v in versions
@@ -166,24 +189,24 @@ def _gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
-def openapi_v3_root() -> Obj:
+def openapi_v3_root(registry: Registry = BUILTIN) -> Obj:
     """The OpenAPI v3 index: one document per group version."""
     paths = {}
-    for group, versions in groups().items():
+    for group, versions in registry.groups().items():
         for v in versions:
             gv = _gv_path(group, v)
             paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={OPENAPI_HASH}"}
     return {"paths": paths}
 
 
-def openapi_v3_group(group: str, version: str) -> Obj | None:
+def openapi_v3_group(group: str, version: str, registry: Registry = BUILTIN) -> Obj | None:
     """A minimal OpenAPI v3 document for one group version.
 
     It declares the object paths with their PATCH operation and its ``fieldValidation`` query
     parameter, which is how kubectl learns that the server validates (so it skips client-side
     schema validation); it carries no schemas.
     """
-    found = resources_in(group, version)
+    found = registry.resources_in(group, version)
     if not found:
         return None
     paths: Obj = {}

@@ -17,6 +17,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from hub_ext.adapters.k8s import informer as k8s_informer
 from hub_ext.adapters.k8s.informer import Obj, read_json
 from hub_ext.adapters.k8s.informer import object_key as key_of
+from hub_ext.devcluster.auth.credentials import component_token
 
 __all__ = ["Handler", "Informer", "Obj", "api_client", "key_of", "read_json", "request"]
 
@@ -24,10 +25,15 @@ Handler = Callable[[str, Obj], None]
 ListCall = Callable[..., Awaitable[Any]]
 
 
-def api_client(url: str) -> ApiClient:
-    """A kubernetes_asyncio client for the emulator's plain-HTTP API server."""
+def api_client(url: str, component: str = "controllers", node: str | None = None) -> ApiClient:
+    """A kubernetes_asyncio client for the emulator's plain-HTTP API server, authenticated as
+    ``component`` (``scheduler``, ``controllers``, ``volumes``) or as the kubelet of ``node``."""
     config = Configuration(host=url)
     config.verify_ssl = False
+    token = component_token(url, component, node)
+    if token:
+        config.api_key = {"BearerToken": token}
+        config.api_key_prefix = {"BearerToken": "Bearer"}
     return ApiClient(configuration=config)
 
 

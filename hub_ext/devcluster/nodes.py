@@ -73,7 +73,7 @@ class NodeAgent:
         self.node = node
         self.name = str(node["metadata"]["name"])
         self.heartbeat_seconds = heartbeat_seconds
-        self._client = api_client(api_url)
+        self._client = api_client(api_url, node=self.name)
         self._core = CoreV1Api(self._client)
         self._leases = CoordinationV1Api(self._client)
         self.ready = True

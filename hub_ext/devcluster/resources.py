@@ -43,10 +43,20 @@ class ResourceType:
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 _ALL = ("all",)
+_RBAC = "rbac.authorization.k8s.io"
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
     ResourceType("", "v1", "nodes", "Node", False, ("no",), ("status",)),
-    ResourceType("", "v1", "pods", "Pod", True, ("po",), ("status", "binding", "log"), _ALL),
+    ResourceType(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        True,
+        ("po",),
+        ("status", "binding", "log", "exec", "eviction"),
+        _ALL,
+    ),
     ResourceType(
         "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), ("status",)
     ),
@@ -55,8 +65,12 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     ResourceType("", "v1", "secrets", "Secret", True),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, ("cm",)),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ("sa",), ("token",)),
     ResourceType("", "v1", "events", "Event", True, ("ev",)),
+    ResourceType(_RBAC, "v1", "roles", "Role", True),
+    ResourceType(_RBAC, "v1", "rolebindings", "RoleBinding", True),
+    ResourceType(_RBAC, "v1", "clusterroles", "ClusterRole", False),
+    ResourceType(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
     ResourceType("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ("sc",)),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
@@ -89,6 +103,15 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
 )
 
+
+def _with_kinds(base: tuple[ResourceType, ...]) -> tuple[ResourceType, ...]:
+    from hub_ext.devcluster.kinds import BUILTIN_KINDS
+
+    seen = {(r.group, r.version, r.plural) for r in base}
+    return base + tuple(r for r in BUILTIN_KINDS if (r.group, r.version, r.plural) not in seen)
+
+
+RESOURCES = _with_kinds(RESOURCES)
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {
     (r.group, r.version, r.plural): r for r in RESOURCES
 }
@@ -116,3 +139,40 @@ def lookup(group: str, version: str, plural: str) -> ResourceType | None:
 def resource_names(rtype: ResourceType) -> list[str]:
     """Every name a fault rule may use for ``rtype``: plural, ``plural.group``, kind."""
     return [rtype.plural, rtype.key, rtype.kind.lower()]
+
+
+class Registry:
+    """The built-in resource types plus those that CustomResourceDefinitions add at run time.
+
+    One per API server, so that the custom resources of one server never show in another.
+    """
+
+    def __init__(self) -> None:
+        self.custom: dict[tuple[str, str, str], ResourceType] = {}
+        self.by_key: dict[str, ResourceType] = dict(BY_KEY)
+
+    def all(self) -> list[ResourceType]:
+        return [*RESOURCES, *self.custom.values()]
+
+    def add(self, rtype: ResourceType) -> None:
+        self.custom[(rtype.group, rtype.version, rtype.plural)] = rtype
+        self.by_key[rtype.key] = rtype
+
+    def remove(self, group: str, plural: str) -> None:
+        for path in [p for p in self.custom if p[0] == group and p[2] == plural]:
+            del self.custom[path]
+        self.by_key.pop(f"{plural}.{group}", None)
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for r in self.all():
+            versions = out.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+        return out
+
+    def resources_in(self, group: str, version: str) -> list[ResourceType]:
+        return [r for r in self.all() if r.group == group and r.version == version]
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return BY_PATH.get((group, version, plural)) or self.custom.get((group, version, plural))

@@ -39,7 +39,7 @@ class Scheduler:
     def __init__(self, api_url: str, names: tuple[str, ...] = (COMPONENT,)) -> None:
         self.api_url = api_url
         self.names = names
-        self._client = api_client(api_url)
+        self._client = api_client(api_url, "scheduler")
         self._core = CoreV1Api(self._client)
         self._dirty = asyncio.Event()
         self._assumed: dict[tuple[str, str], str] = {}  # pod key -> node, until the watch says

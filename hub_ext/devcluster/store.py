@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,8 @@ class Store:
         self.watchers: dict[str, set[Watcher]] = {}
         self.dirty = False
         self.dependents: dict[str, set[tuple[str, str, str]]] = {}  # owner uid -> objects
+        # in-process controllers: called with every change, synchronously; they must not write
+        self.observers: list[Callable[[Change], None]] = []
 
     def _index_owners(self, key: str, obj: Obj, add: bool) -> None:
         meta = obj["metadata"]
@@ -134,6 +136,8 @@ class Store:
         self.history.append(change)
         for watcher in self.watchers.get(key, ()):
             watcher.offer(change)
+        for observer in self.observers:
+            observer(change)
         self.dirty = True
         return change
 

@@ -63,7 +63,11 @@ def validate_name(rtype: ResourceType, obj: Obj) -> None:
     if not name:
         cause = Cause("metadata.name", "name or generateName is required", "FieldValueRequired")
         raise invalid(rtype.kind, "", [cause], rtype.group)
-    problem = name_problem(name, rtype.plural in LABEL_NAMED)
+    if rtype.group == "rbac.authorization.k8s.io":  # RBAC names are path segments
+        bad = name in (".", "..") or "/" in name or "%" in name
+        problem = "may not be '.' or '..' and may not contain '/' or '%'" if bad else None
+    else:
+        problem = name_problem(name, rtype.plural in LABEL_NAMED)
     if problem:
         raise invalid(
             rtype.kind,
@@ -284,6 +288,11 @@ def validate_update(rtype: ResourceType, old: Obj, new: Obj) -> None:
                 )
             ],
         )
+    gated = bool(old_spec.get("schedulingGates"))
+    if gated and _scheduling_directives_added(old_spec, new_spec):
+        # a gated pod may gain node selectors and node affinity (KEP-3838)
+        old_spec = _without_directives(old_spec)
+        new_spec = _without_directives(new_spec)
     if _strip_mutable(old_spec) != _strip_mutable(new_spec):
         raise invalid(
             "Pod",
@@ -294,7 +303,9 @@ def validate_update(rtype: ResourceType, old: Obj, new: Obj) -> None:
                     "Forbidden: pod updates may not change fields other than "
                     "`spec.containers[*].image`, `spec.initContainers[*].image`, "
                     "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
-                    "existing tolerations) or `spec.schedulingGates` (only deletion)",
+                    "existing tolerations), `spec.schedulingGates` (only deletion) or, while "
+                    "the pod is gated, `spec.nodeSelector` and `spec.affinity.nodeAffinity` "
+                    "(only additions)",
                     "FieldValueForbidden",
                 )
             ],
@@ -307,3 +318,43 @@ def _strip_mutable(spec: Obj) -> Obj:
         if field in out:
             out[field] = [{k: v for k, v in c.items() if k != "image"} for c in out[field]]
     return out
+
+
+def _without_directives(spec: Obj) -> Obj:
+    out = {k: v for k, v in spec.items() if k != "nodeSelector"}
+    affinity = {k: v for k, v in (spec.get("affinity") or {}).items() if k != "nodeAffinity"}
+    out.pop("affinity", None)
+    if affinity:
+        out["affinity"] = affinity
+    return out
+
+
+def _scheduling_directives_added(old: Obj, new: Obj) -> bool:
+    """Whether ``new`` only adds node selectors and required node affinity to ``old``.
+
+    Kubernetes' rules for a pod with scheduling gates: ``nodeSelector`` entries may be added,
+    never changed; node affinity may be set when there is none; existing required terms may only
+    gain match expressions or fields; preferred terms may change freely.
+    """
+    old_sel, new_sel = old.get("nodeSelector") or {}, new.get("nodeSelector") or {}
+    if any(new_sel.get(k) != v for k, v in old_sel.items()):
+        return False
+    old_aff = (old.get("affinity") or {}).get("nodeAffinity")
+    new_aff = (new.get("affinity") or {}).get("nodeAffinity")
+    if not old_aff:
+        return True
+    if not new_aff:
+        return False
+    key = "requiredDuringSchedulingIgnoredDuringExecution"
+    old_terms = (old_aff.get(key) or {}).get("nodeSelectorTerms") or []
+    new_terms = (new_aff.get(key) or {}).get("nodeSelectorTerms") or []
+    if not old_terms:
+        return True
+    if len(old_terms) != len(new_terms):
+        return False
+    for before, after in zip(old_terms, new_terms, strict=True):
+        for field in ("matchExpressions", "matchFields"):
+            kept = before.get(field) or []
+            if (after.get(field) or [])[: len(kept)] != kept:
+                return False
+    return True

@@ -30,7 +30,7 @@ class VolumeProvisioner:
 
     def __init__(self, api_url: str, volumes_root: Path) -> None:
         self.volumes_root = volumes_root
-        self._client = api_client(api_url)
+        self._client = api_client(api_url, "volumes")
         self._core = CoreV1Api(self._client)
         self._informer = Informer(
             self._core.list_persistent_volume_claim_for_all_namespaces, self._on_claim, "pvcs"

@@ -10,10 +10,13 @@ The adapters and hub classes update these objects; :mod:`hub_ext.core` never imp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = [
     "ADMISSIONS",
@@ -29,7 +32,9 @@ __all__ = [
     "SLICES_TOTAL",
     "SLICES_USED",
     "SPAWN_FAILURES",
+    "BackupStatusCollector",
     "SliceGauge",
+    "register_backup_status",
     "set_slice_gauges",
 ]
 
@@ -128,3 +133,34 @@ def set_slice_gauges(rows: Iterable[SliceGauge]) -> None:
         SLICES_TOTAL.labels(row.slice_type, row.zone).set(row.total)
         SLICES_FREE.labels(row.slice_type, row.zone).set(row.free)
         SLICES_USED.labels(row.slice_type, row.zone).set(row.used)
+
+
+class BackupStatusCollector:
+    """Exports the off-site backup job's metrics, read from the file the job's ConfigMap fills.
+
+    The backup job (``labhub-backup run --status-configmap``) keeps its last run's metrics in a
+    ConfigMap; the chart mounts it into the hub, and this collector reads it on every scrape, so
+    that Prometheus sees the job's metrics on ``/hub/metrics`` without a Pushgateway. A missing
+    or unreadable file exports nothing (the ``absent()`` alert then fires).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return
+        try:
+            families = list(text_string_to_metric_families(text))
+        except ValueError:
+            return
+        for family in families:
+            if family.name.startswith("labhub_backup_"):
+                yield family
+
+
+def register_backup_status(path: Path, registry: CollectorRegistry = REGISTRY) -> None:
+    """Export the backup job's metrics from ``path`` (once per registry)."""
+    registry.register(BackupStatusCollector(path))

@@ -1,1 +1,2 @@
-"""Processes that are not JupyterHub classes: the GPU culler service and the backup job."""
+"""Processes that are not JupyterHub classes: the GPU culler service, the backup job (snapshots
+and the off-site restic backup) and the pre-puller's image awaiter."""

@@ -40,6 +40,7 @@ from hub_ext.core.retention import (
     plan_retention,
     snapshot_name,
 )
+from hub_ext.services import offsite_cli
 
 log = logging.getLogger("labhub.backup")
 
@@ -278,9 +279,19 @@ async def _main_async(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``labhub-backup``."""
+    """Entry point of ``labhub-backup``.
+
+    ``labhub-backup run | restore | restore-hubdb | list`` is the off-site backup
+    (:mod:`hub_ext.services.offsite_cli`); ``labhub-backup snapshot`` (or no sub-command) takes
+    the VolumeSnapshots.
+    """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return asyncio.run(_main_async(_parser().parse_args(argv)))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in offsite_cli.COMMANDS:
+        return offsite_cli.main(args)
+    if args and args[0] == "snapshot":
+        args = args[1:]
+    return asyncio.run(_main_async(_parser().parse_args(args)))
 
 
 if __name__ == "__main__":

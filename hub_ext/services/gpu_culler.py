@@ -9,6 +9,12 @@ the ``labhub.io/slice-admission`` gate for a slice type, the servers of that typ
 been inactive longer than ``--idle-timeout-when-queued`` are stopped through the hub API, the
 longest idle first and never more than students are waiting. Servers without a GPU are never
 stopped here (the ordinary idle culler handles them).
+
+With ``--prometheus-url`` the culler also reads each pod's GPU utilisation (dcgm-exporter metrics,
+see :mod:`hub_ext.adapters.prometheus`): a server whose GPU has been idle for
+``--gpu-idle-timeout`` is stopped for a waiting student even while its browser tab is active, and
+one whose GPU is busy is kept. When Prometheus does not answer, or has no data for a pod, the
+hub-activity rule applies; the culler says so once in its log, and once when the data is back.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_ext.adapters.hub_api import HubApi, HubApiError, HubApiSettings
 from hub_ext.adapters.k8s.gpu_pods import in_cluster_namespace, kubernetes_client, list_gpu_pods
-from hub_ext.core.cull import CullOrder, CullPolicy, Freed, plan_culls
+from hub_ext.adapters.prometheus import PrometheusError, PrometheusSettings, gpu_utilisation
+from hub_ext.core.cull import CullOrder, CullPolicy, Freed, GpuIdle, GpuServer, plan_culls
+from hub_ext.core.cull import ServerActivity as Activity
 
 log = logging.getLogger("hub_ext.gpu_culler")
 PROG = "labhub-gpu-culler"
@@ -41,6 +49,65 @@ class CullerConfig:
     policy: CullPolicy
     every: float
     dry_run: bool = False
+    prometheus: PrometheusSettings | None = None
+
+
+class GpuSource:
+    """GPU idleness per server from Prometheus, remembering whether it answered last time (so
+    that an outage is logged once, not every check)."""
+
+    def __init__(self, settings: PrometheusSettings | None) -> None:
+        self.settings = settings
+        self.available: bool | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def idle(
+        self,
+        namespace: str,
+        window: timedelta | None,
+        servers: Sequence[GpuServer],
+        activity: Sequence[Activity],
+        now: datetime,
+    ) -> list[GpuIdle]:
+        if self.settings is None or window is None:
+            return []
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            usage = await gpu_utilisation(self._session, self.settings, namespace, window)
+        except PrometheusError as exc:
+            if self.available is not False:
+                log.warning(
+                    "cannot read GPU utilisation: %s; culling by hub activity only until "
+                    "Prometheus answers",
+                    exc,
+                )
+            self.available = False
+            return []
+        if self.available is False:
+            log.info("GPU utilisation from Prometheus is back (%s)", usage.metric or "no data")
+        elif self.available is None:
+            log.info("GPU utilisation from Prometheus (%s)", usage.metric or "no data yet")
+        self.available = True
+        started = {a.key: a.started for a in activity}
+        out: list[GpuIdle] = []
+        for server in servers:
+            peak = usage.peak_percent.get(server.pod_name)
+            if peak is None:
+                continue  # no GPU data for this pod: the hub-activity rule decides
+            if peak >= self.settings.busy_percent:
+                out.append(GpuIdle(server.key, None))
+                continue
+            since = started.get(server.key)
+            # the window only proves idleness since the server started
+            covered = window if since is None else min(window, now - since)
+            out.append(GpuIdle(server.key, covered))
+        return out
 
 
 def _now() -> datetime:
@@ -53,6 +120,7 @@ async def cull_once(
     cfg: CullerConfig,
     freed: list[Freed] | None = None,
     clock: Callable[[], datetime] = _now,
+    gpu: GpuSource | None = None,
 ) -> list[CullOrder]:
     """One check: read the cluster and the hub, stop the servers the rule picks.
 
@@ -66,7 +134,10 @@ async def cull_once(
     if not pods.waiters:
         return []
     activity = await hub.active_servers()
-    plan = plan_culls(now, pods.waiters, pods.servers, activity, cfg.policy, freed)
+    idle = await (gpu or GpuSource(None)).idle(
+        cfg.namespace, cfg.policy.gpu_idle_timeout, pods.servers, activity, now
+    )
+    plan = plan_culls(now, pods.waiters, pods.servers, activity, cfg.policy, freed, idle)
     done: list[CullOrder] = []
     for order in plan.orders:
         who = order.key.user + (f"/{order.key.server_name}" if order.key.server_name else "")
@@ -91,9 +162,26 @@ async def run(cfg: CullerConfig, api: ApiClient, hub: HubApi, stop: asyncio.Even
     """Check every ``cfg.every`` seconds until ``stop`` is set; errors are logged, not fatal."""
     core = CoreV1Api(api)
     freed: list[Freed] = []
+    gpu = GpuSource(cfg.prometheus)
+    if cfg.prometheus is None:
+        log.info("no --prometheus-url: GPU utilisation is not used; culling by hub activity only")
+    try:
+        await _loop(core, hub, cfg, freed, gpu, stop)
+    finally:
+        await gpu.close()
+
+
+async def _loop(
+    core: CoreV1Api,
+    hub: HubApi,
+    cfg: CullerConfig,
+    freed: list[Freed],
+    gpu: GpuSource,
+    stop: asyncio.Event,
+) -> None:
     while not stop.is_set():
         try:
-            await cull_once(core, hub, cfg, freed)
+            await cull_once(core, hub, cfg, freed, gpu=gpu)
         except ApiException as exc:
             log.warning(
                 "cannot list pods in namespace %s (HTTP %s %s); check the hub's RBAC role",
@@ -130,6 +218,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="how long a student must have waited before servers are stopped (default 30)",
     )
+    parser.add_argument(
+        "--prometheus-url",
+        default="",
+        help="Prometheus with dcgm-exporter's metrics (e.g. http://prometheus:9090); empty: "
+        "hub activity only",
+    )
+    parser.add_argument(
+        "--gpu-idle-timeout",
+        type=int,
+        default=1800,
+        metavar="SECONDS",
+        help="GPU idleness after which a server is stopped while others wait, even with an "
+        "active browser tab (default 1800)",
+    )
+    parser.add_argument(
+        "--gpu-busy-percent",
+        type=float,
+        default=5.0,
+        metavar="PERCENT",
+        help="utilisation at or above which a GPU counts as busy (default 5)",
+    )
+    parser.add_argument(
+        "--prometheus-timeout", type=float, default=5.0, metavar="SECONDS", help="per query"
+    )
     parser.add_argument("--namespace", help="namespace of the user pods (default: the hub's own)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or in-cluster)")
     parser.add_argument("--dry-run", action="store_true", help="log decisions, stop nothing")
@@ -147,11 +259,22 @@ def build_config(args: argparse.Namespace) -> CullerConfig:
         )
     if args.min_queued < 0:
         raise ValueError(f"--min-queued must be 0 or more seconds, got {args.min_queued}")
+    if args.gpu_idle_timeout < 1:
+        raise ValueError(
+            f"--gpu-idle-timeout must be at least 1 second, got {args.gpu_idle_timeout}"
+        )
+    prometheus = None
+    if args.prometheus_url:
+        prometheus = PrometheusSettings(
+            args.prometheus_url, args.prometheus_timeout, args.gpu_busy_percent
+        )
     policy = CullPolicy(
-        timedelta(seconds=args.idle_timeout_when_queued), timedelta(seconds=args.min_queued)
+        timedelta(seconds=args.idle_timeout_when_queued),
+        timedelta(seconds=args.min_queued),
+        gpu_idle_timeout=timedelta(seconds=args.gpu_idle_timeout) if prometheus else None,
     )
     namespace = args.namespace or in_cluster_namespace()
-    return CullerConfig(namespace, policy, float(args.cull_every), args.dry_run)
+    return CullerConfig(namespace, policy, float(args.cull_every), args.dry_run, prometheus)
 
 
 async def _main(args: argparse.Namespace, cfg: CullerConfig) -> int:

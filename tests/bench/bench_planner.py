@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import random
 import statistics
-import sys
 import time
+
+import benchlib
 
 from hub_ext.core.mig.catalog import Catalog, load_catalog
 from hub_ext.core.mig.planner import Node, Requirement, choices, layout_table, plan_nodes
@@ -74,8 +75,8 @@ def summary(times: list[float]) -> str:
     )
 
 
-def main(argv: list[str]) -> int:
-    smoke = "--smoke" in argv or os.environ.get("LABHUB_BENCH_SMOKE") == "1"
+def main() -> int:
+    smoke = benchlib.arguments(__doc__).smoke or os.environ.get("LABHUB_BENCH_SMOKE") == "1"
     node_count, scale, repeat, samples = (13, 10, 1, 5) if smoke else (125, 1, 3, 200)
     catalog = load_catalog()
     started = time.perf_counter()
@@ -124,14 +125,18 @@ def main(argv: list[str]) -> int:
         f"{summary(walls)} wall-clock; CPU {summary(cpus)}"
     )
     gpus = node_count * 8
-    verdict = "met" if worst < TARGET_S else "NOT MET"
     print(f"planner: slowest {gpus:,}-GPU plan {worst_wall:.3f} s wall-clock")
-    print(f"target slowest {gpus:,}-GPU plan, CPU: {worst:.3f} s (< {TARGET_S:g} s) {verdict}")
+    benchlib.target(
+        "planner-slowest",
+        f"{worst:.3f} s CPU for {gpus:,} GPUs",
+        f"< {TARGET_S:g} s",
+        worst < TARGET_S,
+    )
     # plan_nodes returns proven optima only (else it raises): every plan above is one
     planned = len(cases) * repeat + samples
-    print(f"target answers proven: {planned} of {planned} plans (all) met")
+    benchlib.target("planner-proven", f"{planned} of {planned} plans", "all", True)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -149,3 +149,40 @@ def test_a_server_the_hub_is_stopping_counts_as_freeing() -> None:
     stopping = ServerActivity(key("a"), old, old, ready=False, pending="stop")
     orders = plan_culls(NOW, [waiter("w", 5)], [server, other], [stopping, other_record], POLICY)
     assert orders.orders == ()
+
+
+GPU_POLICY = CullPolicy(timedelta(minutes=15), gpu_idle_timeout=timedelta(minutes=30))
+
+
+def test_an_idle_gpu_is_culled_even_with_an_active_browser_tab() -> None:
+    from hub_ext.core.cull import GpuIdle
+
+    tab_open = [holder("a", 1), holder("b", 2)]  # both active in the hub a minute ago
+    servers, activity = [h[0] for h in tab_open], [h[1] for h in tab_open]
+    gpu = [GpuIdle(key("a"), timedelta(minutes=45)), GpuIdle(key("b"), None)]
+    result = plan_culls(NOW, [waiter("w", 3)], servers, activity, GPU_POLICY, (), gpu)
+    assert [o.key.user for o in result.orders] == ["a"]
+    assert "45 min" in result.orders[0].reason
+    # idle, but not for the whole GPU timeout yet (it started 20 minutes ago): kept
+    young = [GpuIdle(key("a"), timedelta(minutes=20)), GpuIdle(key("b"), None)]
+    assert plan_culls(NOW, [waiter("w", 3)], servers, activity, GPU_POLICY, (), young).orders == ()
+
+
+def test_a_busy_gpu_keeps_a_server_the_hub_thinks_idle() -> None:
+    from hub_ext.core.cull import GpuIdle
+
+    idle_tab = [holder("a", 90), holder("b", 60)]
+    servers, activity = [h[0] for h in idle_tab], [h[1] for h in idle_tab]
+    gpu = [GpuIdle(key("a"), None)]  # a trains with the tab closed; b has no GPU data
+    result = plan_culls(
+        NOW, [waiter("w1", 3), waiter("w2", 2)], servers, activity, GPU_POLICY, (), gpu
+    )
+    assert [o.key.user for o in result.orders] == ["b"]  # b by the hub rule
+    # without a GPU timeout in the policy the GPU data is not looked at
+    result = plan_culls(NOW, [waiter("w1", 3)], servers, activity, POLICY, (), gpu)
+    assert [o.key.user for o in result.orders] == ["a"]
+
+
+def test_gpu_idle_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="GPU idle timeout"):
+        CullPolicy(timedelta(minutes=15), gpu_idle_timeout=timedelta(0))

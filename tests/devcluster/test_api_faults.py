@@ -86,7 +86,7 @@ async def test_http_controls(api: Api) -> None:
     assert read.metadata.name == "c"
 
 
-async def test_static_token_is_required_when_configured(tmp_path: Path) -> None:
+async def test_the_kubeconfig_token_is_checked_on_the_secure_port(tmp_path: Path) -> None:
     server = ApiServer(token="lab-token")
     await server.start()
     try:
@@ -94,11 +94,22 @@ async def test_static_token_is_required_when_configured(tmp_path: Path) -> None:
         async with client:
             names = [n.metadata.name for n in (await CoreV1Api(client).list_namespace()).items]
             assert "default" in names
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{server.url}/api/v1/namespaces") as resp,
-        ):
-            body = await resp.json()
-        assert resp.status == 401 and body["kind"] == "Status" and body["code"] == 401
+        async with aiohttp.ClientSession() as session:
+            url = f"{server.secure_url}/api/v1/namespaces"
+            async with session.get(url, ssl=False) as resp:
+                body = await resp.json()
+            assert resp.status == 403, body
+            assert body["message"] == (
+                'namespaces is forbidden: User "system:anonymous" cannot list resource '
+                '"namespaces" in API group "" at the cluster scope'
+            )
+            for base, ssl in ((server.secure_url, False), (server.url, None)):
+                headers = {"Authorization": "Bearer not-a-token"}
+                async with session.get(
+                    f"{base}/api/v1/namespaces", headers=headers, ssl=ssl
+                ) as resp:
+                    body = await resp.json()
+                assert resp.status == 401 and body["kind"] == "Status", body
+                assert body["message"] == "Unauthorized" and body["reason"] == "Unauthorized"
     finally:
         await server.stop()

@@ -87,7 +87,7 @@ async def test_kubectl_logs_and_forced_delete(api: Api) -> None:
         "logger", "default", {"target": {"name": "gpu-a"}}, _preload_content=False
     )
     resp.release()
-    path = pod_log_path(api.server.state_dir, "default", "logger")
+    path = pod_log_path(api.server.state_dir, "default", "logger", "main")
     path.parent.mkdir(parents=True)
     path.write_text("hello from the lab\n")
     assert await kubectl(kc, "logs", "logger") == "hello from the lab\n"

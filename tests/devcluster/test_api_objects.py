@@ -173,6 +173,46 @@ async def test_pod_spec_is_immutable_but_gates_may_be_removed(api: Api) -> None:
     assert [g.name for g in removed.spec.scheduling_gates] == ["labhub.io/quota"]
 
 
+async def test_gated_pod_may_gain_node_affinity_but_not_lose_or_change_it(api: Api) -> None:
+    zone = "topology.kubernetes.io/zone"
+    role = {"key": "labhub.io/role", "operator": "In", "values": ["gpu"]}
+    room = {"key": zone, "operator": "In", "values": ["room-a"]}
+
+    def affinity(*expressions: dict[str, object]) -> dict[str, object]:
+        terms = [{"matchExpressions": list(expressions)}]
+        return {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+            }
+        }
+
+    await api.core.create_namespaced_pod(
+        "default", pod("placed", schedulingGates=[{"name": "g"}], affinity=affinity(role))
+    )
+    added = await api.core.patch_namespaced_pod(
+        "placed",
+        "default",
+        {"spec": {"affinity": affinity(role, room), "nodeSelector": {zone: "room-a"}}},
+    )
+    terms = added.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    assert [e.key for e in terms.node_selector_terms[0].match_expressions] == [
+        "labhub.io/role",
+        zone,
+    ]
+    for change in (affinity(room), {"nodeAffinity": None}):
+        with pytest.raises(ApiException) as refused:
+            await api.core.patch_namespaced_pod("placed", "default", {"spec": {"affinity": change}})
+        assert refused.value.status == 422 and "only additions" in refused.value.body
+    # once the gate is gone, the affinity is fixed
+    await api.core.patch_namespaced_pod("placed", "default", {"spec": {"schedulingGates": None}})
+    with pytest.raises(ApiException) as late:
+        room_b = {"key": zone, "operator": "In", "values": ["room-b"]}
+        await api.core.patch_namespaced_pod(
+            "placed", "default", {"spec": {"affinity": affinity(role, room, room_b)}}
+        )
+    assert late.value.status == 422
+
+
 async def test_core_resource_kinds(api: Api) -> None:
     secret = await api.core.create_namespaced_secret(
         "default", {"metadata": {"name": "token"}, "stringData": {"key": "s3cret"}}
@@ -182,7 +222,7 @@ async def test_core_resource_kinds(api: Api) -> None:
     svc = await api.core.create_namespaced_service(
         "default", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}
     )
-    assert svc.spec.cluster_ip.startswith("10.96.") and svc.spec.ports[0].target_port == 80
+    assert svc.spec.cluster_ip.startswith("127.250.") and svc.spec.ports[0].target_port == 80
     pvc = await api.core.create_namespaced_persistent_volume_claim(
         "default",
         {
@@ -261,8 +301,8 @@ async def test_pod_log_is_served_from_the_kubelet_file(api: Api) -> None:
     await api.core.create_namespaced_pod_binding(
         "logger", "default", {"target": {"name": "gpu-a"}}, _preload_content=False
     )
-    path = pod_log_path(api.server.state_dir, "default", "logger")
-    assert path == api.server.state_dir / "logs" / "default" / "logger.log"
+    path = pod_log_path(api.server.state_dir, "default", "logger", "main")
+    assert path == api.server.state_dir / "logs" / "default" / "logger" / "main.log"
     path.parent.mkdir(parents=True)
     path.write_text("one\ntwo\nthree\n")
     assert await api.core.read_namespaced_pod_log("logger", "default") == "one\ntwo\nthree\n"
@@ -275,7 +315,7 @@ async def test_pod_log_follow_streams_until_the_pod_finishes(api: Api) -> None:
         "follower", "default", {"target": {"name": "gpu-a"}}, _preload_content=False
     )
     resp.release()
-    path = pod_log_path(api.server.state_dir, "default", "follower")
+    path = pod_log_path(api.server.state_dir, "default", "follower", "main")
     path.parent.mkdir(parents=True)
     path.write_text("start\n")
     stream = await api.core.read_namespaced_pod_log(

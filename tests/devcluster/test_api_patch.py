@@ -130,7 +130,9 @@ async def test_patch_kinds_over_http(api: Api) -> None:
     status_code, body = await api.raw(
         "PATCH", "/api/v1/namespaces/default/pods/p", {"a": 1}, "application/apply-patch+yaml"
     )
-    assert status_code == 415 and body["kind"] == "Status"
+    # server-side apply is served: an apply patch without fieldManager is a bad request
+    assert status_code == 400 and body["kind"] == "Status"
+    assert body["message"] == "PATCH request must specify fieldManager"
     with pytest.raises(ApiException) as missing:
         await api.core.patch_namespaced_pod("gone", "default", {"metadata": {}})
     assert missing.value.status == 404

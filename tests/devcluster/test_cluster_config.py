@@ -12,9 +12,9 @@ from hub_ext.cli import main
 from hub_ext.devcluster.config import (
     ClusterConfigError,
     load_cluster_config,
-    node_object,
     parse_cluster_config,
 )
+from hub_ext.devcluster.node_objects import node_object
 
 
 def one_node(**gpus: Any) -> dict[str, Any]:

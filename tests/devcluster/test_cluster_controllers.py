@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest_asyncio
 from devcluster_helpers import (
     MIG,
@@ -21,6 +22,7 @@ from devcluster_helpers import (
 from kubernetes_asyncio.client import CoreV1Api
 from support import eventually
 
+from hub_ext.devcluster.api_logs import pod_log_path
 from hub_ext.devcluster.cluster import DevCluster, DevClusterOptions
 from hub_ext.devcluster.informer import api_client, request
 
@@ -54,6 +56,14 @@ async def core(cluster: DevCluster) -> AsyncIterator[CoreV1Api]:
 
 async def create(core: CoreV1Api, body: dict[str, Any], namespace: str = "default") -> None:
     await request(core.create_namespaced_pod(namespace, body, _preload_content=False))
+
+
+async def waiting_reason(core: CoreV1Api, name: str, *reasons: str) -> dict[str, Any] | None:
+    pod = await get_pod(core, name)
+    for status in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if (status.get("state") or {}).get("waiting", {}).get("reason") in reasons:
+            return pod
+    return None
 
 
 async def phase_is(core: CoreV1Api, name: str, *phases: str) -> dict[str, Any] | None:
@@ -120,9 +130,14 @@ async def test_exit_code_ends_the_pod(cluster: DevCluster, core: CoreV1Api) -> N
     assert terminated["exitCode"] == 3 and terminated["reason"] == "Error"
     assert "done" in await kubectl(cluster.kubeconfig, "logs", "ok")
     await create(core, pod_manifest("image-only", []))
-    pod = await eventually(lambda: phase_is(core, "image-only", "Failed"), what="no command")
+    pod = await eventually(
+        lambda: waiting_reason(core, "image-only", "ErrImagePull", "ImagePullBackOff"), what="pull"
+    )
+    assert pod["status"]["phase"] == "Pending"  # as with an image that cannot be pulled
     warnings = [e["message"] for e in await events_for(core, "image-only")]
-    assert any("runs no images" in m for m in warnings)
+    assert any(
+        'Failed to pull image "ignored:latest"' in m and "kubelet.images" in m for m in warnings
+    )
 
 
 async def test_deletion_waits_the_grace_period_then_kills(
@@ -137,7 +152,7 @@ async def test_deletion_waits_the_grace_period_then_kills(
     body = pod_manifest("stubborn", [PY, "-c", stubborn], terminationGracePeriodSeconds=1)
     await create(core, body)
     await eventually(lambda: phase_is(core, "stubborn", "Running"), what="stubborn runs")
-    log = cluster.state_dir / "logs" / "default" / "stubborn.log"
+    log = pod_log_path(cluster.state_dir, "default", "stubborn", "main")
 
     async def up() -> bool:
         return log.exists() and "up" in log.read_text()
@@ -221,11 +236,14 @@ async def test_volumes_persist_across_pods(cluster: DevCluster, core: CoreV1Api)
     write = "open('/home/jovyan/notes.txt', 'w').write('kept')"
     await create(core, pod_manifest("writer", [PY, "-c", write], args=[], **volume))
     await eventually(lambda: phase_is(core, "writer", "Succeeded"), what="writer done")
-    read = "import os; print(open('/home/jovyan/notes.txt').read(), os.getcwd())"
+    read = "print(open('/home/jovyan/notes.txt').read())"
     await create(core, pod_manifest("reader", [PY, "-c", read], **volume))
     await eventually(lambda: phase_is(core, "reader", "Succeeded", "Failed"), what="reader done")
     logs = await kubectl(cluster.kubeconfig, "logs", "reader")
-    assert logs.startswith("kept ") and logs.strip().endswith("default/home-ada")
+    assert logs == "kept\n"  # at its mount path, in the container's mount namespace
+    assert (
+        cluster.state_dir / "volumes" / "default" / "home-ada" / "notes.txt"
+    ).read_text() == "kept"
 
     async def bound() -> bool:
         claim = await request(
@@ -350,8 +368,20 @@ async def test_stopping_the_cluster_leaves_no_processes(tmp_path: Path) -> None:
     ):
         core = CoreV1Api(client)
         await create(core, pod_manifest("sleeper", [PY, "-c", code]))
+        # restarted containers and sidecars must not come back while the cluster stops
+        marker = f"import time; time.sleep(120)  # {tmp_path}"
+        always = pod_manifest("always", [PY, "-c", marker])
+        sidecar = {**always["spec"]["containers"][0], "name": "side", "restartPolicy": "Always"}
+        always["spec"].update(restartPolicy="Always", initContainers=[sidecar])
+        await create(core, always)
         pod = await eventually(lambda: phase_is(core, "sleeper", "Running"), what="sleeper")
         pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("//")[1])
+        running = await eventually(lambda: phase_is(core, "always", "Running"), what="always")
+        status = running["status"]
+        others = [
+            int(c["containerID"].split("//")[1])
+            for c in status["containerStatuses"] + status["initContainerStatuses"]
+        ]
 
         async def child_pid() -> int | None:
             text = await kubectl(cluster.kubeconfig, "logs", "sleeper")
@@ -361,3 +391,10 @@ async def test_stopping_the_cluster_leaves_no_processes(tmp_path: Path) -> None:
         assert pid_alive(pid) and pid_alive(child)
     await asyncio.sleep(0.1)
     assert not pid_alive(pid) and not pid_alive(child)
+    assert not any(pid_alive(p) for p in others)
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not left  # no container started again during the stop

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from devcluster_helpers import MIG, ROOT, get_pod, pid_alive, two_node_config
+from hub_rbac import hub_kubeconfig
 from kubernetes_asyncio.client import CoreV1Api
 from support import VENV_BIN, eventually, free_port, start_jupyterhub
 
@@ -85,7 +86,9 @@ async def test_kubespawner_spawns_and_stops_a_singleuser_server(tmp_path: Path) 
     )
     async with DevCluster(two_node_config(), tmp_path / "state") as cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
-        env.update(KUBECONFIG=str(cluster.kubeconfig))
+        # the chart's hub ServiceAccount and Role, as a real install has them
+        kubeconfig = await hub_kubeconfig(cluster, tmp_path / "hub-kubeconfig")
+        env.update(KUBECONFIG=str(kubeconfig))
         log = open(hub_dir / "hub.log", "wb")  # noqa: SIM115 - closed below
         hub = await start_jupyterhub(hub_dir, env, log)  # the hub and its proxy in one group
         try:

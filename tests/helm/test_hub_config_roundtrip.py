@@ -73,6 +73,8 @@ def test_every_option(tmp_path: Path) -> None:
         "slice_types": {"1g.10gb": 40},
     }
     assert spawner.queue_timeout == 900
+    assert spawner.room_order == ["room-a", "room-b"]
+    assert spawner.fill_up_to == "90%"
     assert spawner.image_pull_secrets == ["registry-credentials"]
     assert spawner.node_selector == {"labhub.io/role": "gpu"}
     assert spawner.extra_labels["labhub.io/lab"] == "reference"
@@ -83,6 +85,10 @@ def test_every_option(tmp_path: Path) -> None:
     assert "--cull-users" in services["idle-culler"]["command"]
     assert "--max-age=28800" in services["idle-culler"]["command"]
     assert "--idle-timeout-when-queued=900" in services["gpu-idle-culler"]["command"]
+    gpu_culler = services["gpu-idle-culler"]["command"]
+    assert "--prometheus-url=http://prometheus-operated.monitoring:9090" in gpu_culler
+    assert "--gpu-idle-timeout=1200" in gpu_culler and "--gpu-busy-percent=10" in gpu_culler
+    assert "--prometheus-timeout=3" in gpu_culler
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["idle-culler"]["services"] == ["idle-culler"]
     assert "admin:users" in roles["idle-culler"]["scopes"]
@@ -159,6 +165,7 @@ def test_oidc(tmp_path: Path) -> None:
         (("singleuser.storage.dynamic.storageClass=rbd-fast",), "storage_class", "rbd-fast"),
         (("labhub.slices.strategy=shared",), "slice_strategy", "shared"),
         (("scheduling.userScheduler.enabled=false",), "scheduler_name", None),
+        (("labhub.scheduling.fillUpTo=75%",), "fill_up_to", "75%"),
     ],
 )
 def test_single_value_changes_reach_the_spawner(

@@ -197,12 +197,13 @@ def test_hub_rbac_is_namespaced_and_minimal() -> None:
     role = one(docs, "Role", f"{FULL}-hub")
     granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
     assert ("pods", "create") in granted
+    assert ("pods", "patch") in granted  # slice admission lifts the scheduling gate
     assert ("persistentvolumeclaims", "create") in granted
     assert not any(r == "secrets" for r, _ in granted)
     assert not any(v in {"*", "escalate", "bind", "impersonate"} for _, v in granted)
     cluster = one(docs, "ClusterRole", f"labhub-{FULL}-hub")
     assert cluster["rules"] == [
-        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}
     ]
 
 

@@ -68,7 +68,9 @@ def test_pod_security_standard_restricted(values: str) -> None:
 @pytest.mark.parametrize("values", ALL_SOURCES)
 def test_only_pods_that_talk_to_the_api_get_a_token(values: str) -> None:
     for owner, spec in pod_specs(render(values)):
-        needs_api = any(part in owner for part in ("-hub", "user-scheduler", "-backup"))
+        needs_api = any(
+            part in owner for part in ("-hub", "user-scheduler", "-backup", "-image-awaiter")
+        )
         assert spec.get("automountServiceAccountToken") is needs_api, owner
 
 

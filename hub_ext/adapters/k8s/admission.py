@@ -48,6 +48,7 @@ from hub_ext.adapters.k8s.objects import (
     resource_version,
     running_session,
 )
+from hub_ext.adapters.k8s.rooms import room_use, with_room_affinity
 from hub_ext.core.admission.book import decide
 from hub_ext.core.admission.model import (
     AdmissionDecision,
@@ -69,7 +70,8 @@ from hub_ext.core.admission.overview import (
 )
 from hub_ext.core.capacity.index import CapacityIndex
 from hub_ext.core.capacity.model import PodUid, SliceCount, SliceType
-from hub_ext.core.k8s_names import LABEL_COURSE, LABEL_SLICE_TYPE, SLICE_GATE
+from hub_ext.core.capacity.rooms import RoomOrder, assign_rooms
+from hub_ext.core.k8s_names import ANNOTATION_ROOM, LABEL_COURSE, LABEL_SLICE_TYPE, SLICE_GATE
 from hub_ext.core.manifests import retarget_pod
 
 __all__ = [
@@ -112,6 +114,7 @@ class AdmissionController:
         resync_seconds: float = 30.0,
         abandon_after: float | None = None,
         spawning: Spawning | None = None,
+        rooms: RoomOrder | None = None,
     ) -> None:
         self.namespace = namespace
         self.core = CoreV1Api(api_client)
@@ -122,6 +125,8 @@ class AdmissionController:
         self.orphan_grace = 120.0
         """Seconds a queued pod nobody spawns may wait before it is detached."""
         self._spawning = spawning
+        self.rooms = rooms
+        """Room-first packing: admitted pods get a required node affinity for their room."""
         self.index = CapacityIndex()
         self.decision: AdmissionDecision | None = None
         self.observers: list[Callable[[PassReport], None]] = []
@@ -327,8 +332,12 @@ class AdmissionController:
                 now, self.index.free_by_type(), tuple(entries.values()), tuple(running), policy
             )
         )
+        rooms = self._rooms_for(decision.admitted)
         results = await asyncio.gather(
-            *(self._admit(by_key[a.key], a, now) for a in decision.admitted)
+            *(
+                self._admit(by_key[a.key], a, now, room)
+                for a, room in zip(decision.admitted, rooms, strict=True)
+            )
         )
         if not all(results):
             self._dirty.set()  # a pod changed under us: decide again with the fresh view
@@ -397,19 +406,33 @@ class AdmissionController:
 
     # -- admission ------------------------------------------------------------------------------
 
-    async def _admit(self, obj: Obj, admitted: Admitted, now: datetime) -> bool:
+    def _rooms_for(self, admitted: tuple[Admitted, ...]) -> tuple[str | None, ...]:
+        """The room of each admitted pod under room-first packing (None: no room asked)."""
+        if self.rooms is None or not admitted:
+            return tuple(None for _ in admitted)
+        use = room_use(self.index.snapshot(), self._pods.cache.values())
+        return assign_rooms(self.rooms, use, [a.slice_type for a in admitted])
+
+    async def _admit(
+        self, obj: Obj, admitted: Admitted, now: datetime, room: str | None = None
+    ) -> bool:
         asked = requested_slice_type(obj)
         if asked and asked != admitted.slice_type:
-            return await self._replace(obj, admitted, now)
+            return await self._replace(obj, admitted, now, room)
         meta, spec = obj["metadata"], obj.get("spec") or {}
         gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") != SLICE_GATE]
+        annotations = {ANNOTATION_ADMITTED: now.isoformat()}
+        new_spec: dict[str, Any] = {"schedulingGates": gates or None}
+        if room is not None:
+            annotations[ANNOTATION_ROOM] = room
+            new_spec["affinity"] = with_room_affinity(spec, room)
         body = {
             "metadata": {
                 "resourceVersion": meta["resourceVersion"],
                 "labels": {LABEL_SLICE_TYPE: admitted.slice_type},
-                "annotations": {ANNOTATION_ADMITTED: now.isoformat()},
+                "annotations": annotations,
             },
-            "spec": {"schedulingGates": gates or None},
+            "spec": new_spec,
         }
         try:
             resp = await self.core.patch_namespaced_pod(
@@ -426,15 +449,21 @@ class AdmissionController:
                 return False
             raise
         self._took(fresh)
-        log.info("admitted %s on a %s slice", meta["name"], admitted.slice_type)
+        where = f" in {room}" if room else ""
+        log.info("admitted %s on a %s slice%s", meta["name"], admitted.slice_type, where)
         return True
 
-    async def _replace(self, obj: Obj, admitted: Admitted, now: datetime) -> bool:
+    async def _replace(
+        self, obj: Obj, admitted: Admitted, now: datetime, room: str | None = None
+    ) -> bool:
         """Admit on a fallback type: delete the queued pod, create one asking for that type."""
         meta = obj["metadata"]
         name = meta["name"]
         manifest = retarget_pod(obj, admitted.slice_type)
         manifest["metadata"].setdefault("annotations", {})[ANNOTATION_ADMITTED] = now.isoformat()
+        if room is not None:
+            manifest["metadata"]["annotations"][ANNOTATION_ROOM] = room
+            manifest["spec"]["affinity"] = with_room_affinity(manifest["spec"], room)
         body = {
             "preconditions": {"uid": meta.get("uid"), "resourceVersion": meta["resourceVersion"]}
         }

@@ -1,1 +1,1 @@
-"""Capacity: nodes, GPU slices and what is free."""
+"""Capacity: nodes, GPU slices and what is free; which server room an admitted server goes to."""

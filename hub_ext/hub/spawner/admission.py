@@ -20,6 +20,7 @@ from typing import Any
 from hub_ext.adapters.k8s import profiles as prof
 from hub_ext.adapters.k8s.admission import AdmissionController, PassReport
 from hub_ext.core.admission.model import AdmissionPolicy, EntryKey, Quotas, UserName
+from hub_ext.core.capacity.rooms import RoomOrder
 from hub_ext.hub import metrics
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ async def controller_for(
     namespace: str,
     policy: Callable[[datetime], AdmissionPolicy],
     abandon_after: float,
+    rooms: RoomOrder | None = None,
 ) -> AdmissionController:
     """The hub's admission controller for ``namespace`` (started on first use)."""
     loop = asyncio.get_running_loop()
@@ -122,6 +124,7 @@ async def controller_for(
                 policy,
                 abandon_after=abandon_after,
                 spawning=lambda entry: (namespace, entry) in _SPAWNING,
+                rooms=rooms,
             )
             controller.observers.append(MetricsPublisher(controller))
             await controller.start()

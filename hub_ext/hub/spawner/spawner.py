@@ -48,6 +48,7 @@ from hub_ext.hub.spawner.admission import (
     stop_admission_controllers,
 )
 from hub_ext.hub.spawner.options import LabProfileOptions, refuse
+from hub_ext.hub.spawner.rooms import RoomTraits
 from hub_ext.hub.spawner.seams import set_start_future
 from hub_ext.hub.spawner.start import LabStart
 
@@ -86,7 +87,7 @@ def check_security_floor(config: Config | Mapping[str, Any]) -> None:
         raise FloorError(f"c.LabKubeSpawner.{p}" for p in problems)
 
 
-class LabKubeSpawner(LabStart, LabProfileOptions, KubeSpawner):  # type: ignore[misc]
+class LabKubeSpawner(LabStart, LabProfileOptions, RoomTraits, KubeSpawner):  # type: ignore[misc]
     """KubeSpawner for GPU teaching labs: course profiles, MIG slices and a fair queue."""
 
     profiles_dir = Unicode(
@@ -204,7 +205,9 @@ class LabKubeSpawner(LabStart, LabProfileOptions, KubeSpawner):  # type: ignore[
         def policy(now: datetime) -> Any:
             return prof.policy(profiles(), now, quotas, claim)
 
-        return await controller_for(self.api.api_client, self.namespace, policy, self.queue_timeout)
+        return await controller_for(
+            self.api.api_client, self.namespace, policy, self.queue_timeout, self._rooms()
+        )
 
     def _deserialize(self, data: dict[str, Any], kind: str) -> Any:
         """A kubernetes_asyncio model (what KubeSpawner's hooks expect) from a dict."""

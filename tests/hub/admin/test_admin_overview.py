@@ -178,6 +178,9 @@ def test_page_escapes_names_from_ldap() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;-waits" in html  # the queue table
     assert "A100-SXM4-40GB" in html and "8x 1g.10gb" in html
     assert "ml101-a" in html and "running" in html  # today's session, in progress
+    rooms = html[html.index('id="rooms"') : html.index("</table>", html.index('id="rooms"'))]
+    assert "<td>room-a</td><td>1g.10gb</td><td>8</td><td>1</td>" in rooms
+    assert "<td>12 %</td>" in rooms  # 1 of 8 slices in use
 
 
 def test_page_without_admission_says_so() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from hub_rbac import hub_kubeconfig
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 from support import VENV_BIN, eventually, free_port, start_jupyterhub
 
@@ -154,7 +155,9 @@ class LabHub:
             self.url = f"http://127.0.0.1:{port}"
             (self.work / "jupyterhub_config.py").write_text(self.config_text(port))
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE")}
-        env.update(KUBECONFIG=str(self.cluster.kubeconfig))
+        # the chart's hub ServiceAccount, Role and ClusterRole, as a real install has them
+        kubeconfig = await hub_kubeconfig(self.cluster, self.work / "hub-kubeconfig")
+        env.update(KUBECONFIG=str(kubeconfig))
         log_path = self.work / f"hub-{len(self.logs)}.log"
         self.logs.append(log_path)
         log = open(log_path, "wb")  # noqa: SIM115 - closed in stop_hub

@@ -29,6 +29,13 @@ if sqlite_wal(values):
 
     use_sqlite_wal()
 
+if env.get("LABHUB_BACKUP_METRICS_FILE"):
+    from pathlib import Path
+
+    from hub_ext.hub.metrics import register_backup_status
+
+    register_backup_status(Path(env["LABHUB_BACKUP_METRICS_FILE"]))
+
 proxy_class, proxy = proxy_settings(values, env)
 apply(c[proxy_class], proxy)
 

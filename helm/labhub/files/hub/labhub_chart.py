@@ -244,6 +244,8 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
         "profile_policy_file": computed["policyFile"],
         "slice_strategy": lh["slices"]["strategy"],
         "queue_timeout": int(lh["admission"]["queueTimeout"]),
+        "room_order": list((lh.get("scheduling") or {}).get("roomOrder") or []),
+        "fill_up_to": str((lh.get("scheduling") or {}).get("fillUpTo") or "90%"),
         "reservation_claim_minutes": int(lh["admission"]["reservationClaimMinutes"]),
         "admission_quotas": {
             "courses": dict(lh["admission"]["quotas"]["courses"]),
@@ -268,6 +270,19 @@ def spawner_settings(v: ChartValues) -> dict[str, Any]:
     else:
         settings["storage_pvc_ensure"] = False
     return settings
+
+
+def _gpu_metrics_args(gpu: dict[str, Any]) -> list[str]:
+    """The GPU culler's Prometheus flags (``cull.gpu.prometheus``), none without a URL."""
+    prometheus = gpu.get("prometheus") or {}
+    if not prometheus.get("url"):
+        return []
+    return [
+        f"--prometheus-url={prometheus['url']}",
+        f"--prometheus-timeout={prometheus.get('timeout', 5)}",
+        f"--gpu-idle-timeout={gpu.get('gpuIdleTimeout', 1800)}",
+        f"--gpu-busy-percent={gpu.get('gpuBusyPercent', 5)}",
+    ]
 
 
 def services_and_roles(v: ChartValues, env: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -308,6 +323,7 @@ def services_and_roles(v: ChartValues, env: dict[str, str]) -> tuple[list[dict[s
                         "hub_ext.services.gpu_culler",
                         f"--idle-timeout-when-queued={gpu['idleTimeoutWhenQueued']}",
                         f"--cull-every={gpu['every']}",
+                        *_gpu_metrics_args(gpu),
                     ],
                 }
             )

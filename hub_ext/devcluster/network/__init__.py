@@ -1,0 +1,1 @@
+"""Service networking of the development cluster: cluster IPs on loopback, forwarding, names."""
