@@ -67,7 +67,8 @@ def lab_slice_types(path: Path) -> set[str]:
                 f"--lab {path}: cannot list the cluster's nodes with this kubeconfig: {exc}"
             ) from None
         return slice_types_of_nodes(nodes)
-    from hub_ext.devcluster.config import ClusterConfigError, node_object, parse_cluster_config
+    from hub_ext.devcluster.config import ClusterConfigError, parse_cluster_config
+    from hub_ext.devcluster.node_objects import node_object
 
     try:
         config = parse_cluster_config(data)
