@@ -90,6 +90,16 @@ def _fingerprint(roots: Sequence[Path], policy_file: Path | None) -> str:
     return digest.hexdigest()
 
 
+def no_courses_message(roots: Sequence[Path]) -> str:
+    """The error for a profiles path that holds no ``<course>/profile.yaml`` at all."""
+    where = ", ".join(str(r) for r in roots)
+    return (
+        f"found 0 courses at {where}: no <course>/profile.yaml folder there; point the hub at "
+        "the folder that holds the course folders (chart value labhub.profiles.git.subPath "
+        "for profiles from git, `profiles` in a copy of the LabHub repository)"
+    )
+
+
 class ProfileSource:
     """Keeps the last good profile of every course folder under ``root`` (or ``roots``)."""
 
@@ -136,6 +146,9 @@ class ProfileSource:
         for warning in result.warnings:
             log.info("course profile: %s", warning)
         errors = list(result.errors)
+        if not present:
+            errors.append(ProfileError(str(self.root), None, "", no_courses_message(self.roots)))
+        self.last_errors = tuple(errors)
         if errors:
             self._report(errors, "keeping the last good version")
         return errors

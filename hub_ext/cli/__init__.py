@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hub_ext.cli.mig",
     "hub_ext.cli.plan",
     "hub_ext.cli.profiles",
+    "hub_ext.cli.values",
     "hub_ext.cli.devcluster",
     "hub_ext.cli.demo",
 )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from hub_ext.adapters.profile_source import read_profile_dirs
+from hub_ext.adapters.profile_source import no_courses_message, read_profile_dirs
+from hub_ext.cli.lab_slices import LabError, lab_slice_types, missing_slice_types
 from hub_ext.core.profiles.model import CourseProfile, ImageRef
 from hub_ext.core.profiles.set import DIGEST, LOCK_FILE, ProfileSet, parse_lock, render_lock
 
@@ -38,25 +39,40 @@ def _validate(args: argparse.Namespace) -> int:
             )
             return 2
     try:
-        result = _load(dirs, args.policy)
+        result, present = read_profile_dirs(dirs, _policy_path(dirs, args.policy))
     except (OSError, ValueError) as exc:
         print(f"labhub profiles validate: {exc}", file=sys.stderr)
         return 2
+    if not present:
+        print(f"labhub profiles validate: {no_courses_message(dirs)}", file=sys.stderr)
+        return 1
+    lab_errors: list[str] = []
+    if args.lab:
+        try:
+            offered = lab_slice_types(Path(args.lab))
+        except LabError as exc:
+            print(f"labhub profiles validate: {exc}", file=sys.stderr)
+            return 2
+        lab_errors = missing_slice_types(result.profiles, offered)
     valid = [p.slug for p in result.profiles]
     if args.format == "json":
         doc = {
             "valid": valid,
             "errors": [asdict(e) for e in result.errors],
             "warnings": [asdict(e) for e in result.warnings],
+            "lab_errors": lab_errors,
         }
         print(json.dumps(doc, indent=2))
     else:
         for e in result.errors:
             print(e)
+        for message in lab_errors:
+            print(message)
         for w in result.warnings:
             print(f"warning: {w}")
-        print(f"{len(valid)} valid profile(s), {len(result.errors)} error(s)")
-    return 1 if result.errors else 0
+        errors = len(result.errors) + len(lab_errors)
+        print(f"{len(valid)} valid profile(s), {errors} error(s)")
+    return 1 if result.errors or lab_errors else 0
 
 
 def _json_value(value: object) -> object:
@@ -154,6 +170,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     val.add_argument("--policy", help="Global ops policy file (default: DIR/policy.yaml).")
     val.add_argument("--format", choices=("text", "json"), default="text")
+    val.add_argument(
+        "--lab",
+        metavar="FILE",
+        help="Also report slice types the lab does not offer: a cluster file (devcluster YAML) "
+        "or the kubeconfig of the live cluster.",
+    )
     val.set_defaults(func=_validate)
     show = sub.add_parser("show", help="Show one validated course profile.")
     show.add_argument("slug")

@@ -78,6 +78,13 @@ def _profiles(config: Any) -> list[Any]:
     return []
 
 
+def _profile_problems() -> list[str]:
+    """Errors of the last course-profile reload (shown so that no empty course list is silent)."""
+    from hub_ext.hub.spawner import admission as spawner_admission
+
+    return spawner_admission.profile_problems()
+
+
 def collect_overview(config: Any, now: datetime | None = None) -> LabOverview:
     """The lab overview from this hub process's controllers and the spawner's profiles."""
     now = now or datetime.now(UTC)
@@ -136,6 +143,7 @@ class AdminPageHandler(_AdminBase):
         html = await self.render_template(
             "labhub-admin.html",
             overview=overview,
+            profile_problems=_profile_problems(),
             generated=overview.now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
         self.finish(html)
@@ -154,7 +162,9 @@ class OverviewApiHandler(_AdminBase):
         overview = collect_overview(self.config)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(to_json(overview)))
+        data = to_json(overview)
+        data["profileProblems"] = _profile_problems()
+        self.finish(json.dumps(data))
 
 
 def handlers() -> list[tuple[str, type[BaseHandler]]]:

@@ -35,8 +35,9 @@ def load_hub_config(
     tokens = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     environ = {
         "LABHUB_CHART_VALUES": str(root / "secret" / "values.yaml"),
-        "CONFIGPROXY_AUTH_TOKEN": tokens["proxy.token"],
-        "LABHUB_METRICS_TOKEN": tokens["metrics.token"],
+        # with hub.existingSecret the tokens live in a Secret the operator made
+        "CONFIGPROXY_AUTH_TOKEN": tokens.get("proxy.token", "token-from-existing-secret"),
+        "LABHUB_METRICS_TOKEN": tokens.get("metrics.token", "token-from-existing-secret"),
         **(env or {}),
     }
     saved = dict(os.environ)

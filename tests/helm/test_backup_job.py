@@ -13,6 +13,8 @@ from k8s_schemas import errors
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from hub_ext.core.retention import RetentionPolicy
+from hub_ext.devcluster.apiserver.server import ApiServer
 from hub_ext.services.backup import (
     GROUP,
     MANAGED_SELECTOR,
@@ -21,8 +23,6 @@ from hub_ext.services.backup import (
     BackupConfig,
     run_backup,
 )
-from hub_ext.core.retention import RetentionPolicy
-from hub_ext.devcluster.apiserver.server import ApiServer
 
 NAMESPACE = "labhub"
 HOME_LABELS = {"component": "singleuser-storage"}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from k8s_schemas import errors
 
+from hub_ext.core.retention import RetentionPolicy
 from hub_ext.services.backup import (
     MANAGED_SELECTOR,
     BackupConfig,
@@ -17,7 +18,6 @@ from hub_ext.services.backup import (
     snapshot_from_object,
     volume_snapshot_manifest,
 )
-from hub_ext.core.retention import RetentionPolicy
 
 NOW = datetime(2026, 1, 10, 1, 30, tzinfo=UTC)
 

@@ -148,14 +148,22 @@ def test_invalid_values_fail_naming_the_key(sets: tuple[str, ...], key: str) -> 
     assert key in error, error
 
 
-def test_missing_ldap_servers_fail_naming_the_key() -> None:
+def test_chart_defaults_fail_naming_the_value_to_set() -> None:
     error = render_error(CHART / "values.yaml")
-    assert "/labhub/ldap/servers" in error, error
+    assert "labhub.ldap.servers: list at least one LDAP server" in error, error
+    assert "ldaps://" in error and "minItems" not in error, error
 
 
 def test_missing_oidc_settings_fail_naming_the_key() -> None:
     error = render_error("defaults-values.yaml", sets=("labhub.authenticator=oidc",))
-    assert "/labhub/oidc/clientId" in error, error
+    assert "labhub.oidc.clientId: required when labhub.authenticator is oidc" in error, error
+
+
+def test_missing_postgres_url_and_git_repo_fail_naming_the_key() -> None:
+    error = render_error("defaults-values.yaml", sets=("hub.db.type=postgres",))
+    assert "hub.db.url: set the PostgreSQL URL" in error, error
+    error = render_error("defaults-values.yaml", sets=("labhub.profiles.source=git",))
+    assert "labhub.profiles.git.repo: set the repository URL" in error, error
 
 
 def test_template_checks_name_the_key_when_schema_passes() -> None:
@@ -218,6 +226,7 @@ KEYWORDS = {
     "not",
     "propertyNames",
     "allOf",
+    "anyOf",
     "if",
     "then",
 }

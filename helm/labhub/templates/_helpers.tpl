@@ -75,12 +75,22 @@ fsGroupChangePolicy: OnRootMismatch
 {{- end -}}
 
 {{- define "labhub.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with (include "labhub.imagePullSecretNames" . | fromJsonArray) }}
 imagePullSecrets:
 {{- range . }}
   - name: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* imagePullSecrets plus the Secret of imagePullSecret.create, as a JSON list of names. */}}
+{{- define "labhub.imagePullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets }}{{ $names = append $names . }}{{ end -}}
+{{- if .Values.imagePullSecret.create -}}
+{{- $names = append $names (include "labhub.componentName" (dict "root" . "component" "image-pull-secret")) -}}
+{{- end -}}
+{{- toJson $names -}}
 {{- end -}}
 
 {{/* Placement of core pods: node selector, tolerations, priority, spreading over rooms. */}}
@@ -115,6 +125,14 @@ topologySpreadConstraints:
       matchLabels:
         {{- include "labhub.selectorLabels" (dict "root" $root "component" .component) | nindent 8 }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The Secret holding proxy.token, hub.cookie-secret and metrics.token: hub.existingSecret when set
+(stable across `helm template` runs, for GitOps), else the chart's hub Secret.
+*/}}
+{{- define "labhub.tokenSecretName" -}}
+{{- .Values.hub.existingSecret | default (include "labhub.componentName" (dict "root" . "component" "hub")) -}}
 {{- end -}}
 
 {{/* Secret values generated once and kept on upgrade (lookup), unless given in values. */}}

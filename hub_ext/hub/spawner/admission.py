@@ -59,6 +59,12 @@ def profiles_from_dir(path: str, policy_file: str = "") -> list[Any]:
     return list(source.profiles.values())
 
 
+def profile_problems() -> list[str]:
+    """What the last reload of every profiles folder found wrong (for the admin view): broken
+    course files, an unreadable policy, or no course at all."""
+    return [str(error) for source, _ in _SOURCES.values() for error in source.last_errors]
+
+
 def admission_quotas(configured: dict[str, Any], policy_file: str) -> Quotas:
     """``admission_quotas`` merged with the ``quotas`` of the profile policy file (where both
     name a course or slice type, the smaller limit applies)."""

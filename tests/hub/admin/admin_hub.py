@@ -41,6 +41,7 @@ c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{"labadmin"}}
 c.JupyterHub.extra_handlers = handlers()
+c.LabKubeSpawner.profiles_dir = "{work}/no-courses-here"
 c.JupyterHub.services = [{{"name": "tester", "api_token": "{token}"}}]
 c.JupyterHub.load_roles = [{{
     "name": "tester", "scopes": ["admin:users", "tokens"], "services": ["tester"],
@@ -75,6 +76,7 @@ class AdminHub:
 
     def start(self, timeout: float = 60.0) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "no-courses-here").mkdir(exist_ok=True)  # a profiles path without courses
         self.port, self.token = free_port(), secrets.token_hex(16)
         conf = self.work / "jupyterhub_config.py"
         conf.write_text(

@@ -32,8 +32,17 @@ def test_admin_gets_page_and_json(hub: AdminHub) -> None:
     assert hub.request("/hub/labhub/api/overview", browser=hub.browser("labadmin")).status == 200
     assert api.content_type.startswith("application/json")
     data = api.json()
-    assert set(data) == {"now", "admission", "gpus", "sessions"}
+    assert set(data) == {"now", "admission", "gpus", "sessions", "profileProblems"}
     assert data["admission"] is None and data["gpus"] == []
+
+
+def test_a_profiles_path_without_courses_is_reported(hub: AdminHub) -> None:
+    page = hub.request("/hub/labhub/admin", browser=hub.browser("labadmin"))
+    assert 'id="profile-problems"' in page.body
+    assert "found 0 courses at" in page.body and "no-courses-here" in page.body
+    data = hub.request("/hub/labhub/api/overview", hub.user_token("labadmin")).json()
+    assert any("found 0 courses" in p for p in data["profileProblems"]), data
+    assert "found 0 courses at" in hub.log_text()
 
 
 def test_non_admin_gets_403(hub: AdminHub) -> None:

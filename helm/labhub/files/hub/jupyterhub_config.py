@@ -63,3 +63,20 @@ for _name, snippet in sorted((values.get("hub.extraConfig", {}) or {}).items()):
 from hub_ext.hub.spawner.spawner import check_security_floor  # noqa: E402
 
 check_security_floor(c)
+
+# Last, so that hub.config and hub.extraConfig can change the database: back it up before
+# `--upgrade-db` (hub.db.upgrade) migrates its schema.
+if values.get("hub.db.upgrade", False):
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from hub_ext.hub.db_upgrade import BackupError, backup_before_upgrade
+
+    try:
+        backup = backup_before_upgrade(
+            str(c.JupyterHub.db_url), datetime.now(UTC), Path(values.get("computed.backupDir"))
+        )
+    except BackupError as exc:
+        raise SystemExit(f"LabHub: {exc}") from None
+    if backup is not None:
+        print(f"LabHub: hub.db.upgrade: backed up the hub database to {backup}", file=sys.stderr)
