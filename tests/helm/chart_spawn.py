@@ -45,6 +45,12 @@ def created_user_pod(
             namespaces=(str(settings.namespace),),
             taint=taint,
         ) as cluster:
+            # what the values refer to exists, as an operator creates it (the kubelet, like a
+            # real one, does not start a pod whose ConfigMap volume is missing)
+            for volume in settings.get("volumes") or []:
+                if "configMap" in volume:
+                    body = {"metadata": {"name": volume["configMap"]["name"]}, "data": {}}
+                    await cluster.core.create_namespaced_config_map(str(settings.namespace), body)
             settings.k8s_api_host = cluster.cluster.api.url
             settings.cmd = LIGHT
             settings.profile_provider = "e2e_profiles.provider"

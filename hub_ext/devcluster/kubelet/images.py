@@ -62,6 +62,8 @@ DEFAULT_IMAGES: Mapping[str, ImageEntry] = {
     "ghcr.io/labhub/labhub-singleuser-*": SINGLEUSER,
     "*/labhub/singleuser-*": SINGLEUSER,
     "quay.io/jupyter/*": SINGLEUSER,
+    # the example course images of profiles/ (built from images/singleuser-*)
+    "registry.lab.example.edu/courses/*": SINGLEUSER,
     "quay.io/jupyterhub/configurable-http-proxy": _entry(("configurable-http-proxy",)),
     "registry.k8s.io/git-sync/git-sync": _entry(("git-sync",)),
     "registry.k8s.io/kube-scheduler": _entry(("kube-scheduler",)),
